@@ -4,7 +4,7 @@ export interface HttpRequest {
   readonly method: string;
   /** The raw request-target, e.g. `/api/events?cursor=3`. */
   readonly target: string;
-  /** Percent-decoded path of the target, without the query. */
+  /** Path of the target as sent (still percent-encoded), without the query. */
   readonly path: string;
   /** Query parameters of the target. */
   readonly query: URLSearchParams;

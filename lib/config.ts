@@ -1,0 +1,213 @@
+import { parseArgs } from "node:util";
+import { parseRate, type Rate } from "./chat/rate_limiter.ts";
+
+/** Where history lives, from `--store`. */
+export type StoreUrl =
+  | { kind: "memory" }
+  | { kind: "sqlite"; path: string }
+  | { kind: "redis"; hostname: string; port: number; db: number };
+
+/** Log levels, least to most severe. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+/** A log level. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Everything the flags set; DESIGN.md's "Configuration" table. */
+export interface Config {
+  host: string;
+  port: number;
+  store: StoreUrl;
+  history: number;
+  maxMessage: number;
+  maxBody: number;
+  maxHeader: number;
+  maxTarget: number;
+  headerTimeout: number;
+  bodyTimeout: number;
+  idleTimeout: number;
+  maxConns: number;
+  maxConnsPerIp: number;
+  presenceGrace: number;
+  sessionRate: Rate;
+  sendRate: Rate;
+  shutdownTimeout: number;
+  logLevel: LogLevel;
+  logFormat: "text" | "json";
+  trustProxy: boolean;
+}
+
+interface FlagSpec {
+  default: string;
+  help: string;
+  /** The value's placeholder in --help. */
+  arg: string;
+}
+
+/** Every flag with its default and help, in --help order. */
+export const FLAGS: Record<string, FlagSpec> = {
+  host: { default: "0.0.0.0", arg: "H", help: "address to listen on" },
+  port: { default: "8080", arg: "P", help: "port to listen on (0 = any free port)" },
+  store: {
+    default: "sqlite:parley.db",
+    arg: "URL",
+    help: "memory, sqlite:PATH or redis://HOST:PORT[/DB]",
+  },
+  history: { default: "1000", arg: "N", help: "events kept per room" },
+  "max-message": { default: "2000", arg: "N", help: "characters in a message" },
+  "max-body": { default: "65536", arg: "BYTES", help: "bytes in a request body (413 above)" },
+  "max-header": {
+    default: "16384",
+    arg: "BYTES",
+    help: "bytes of request line and headers (431 above)",
+  },
+  "max-target": { default: "8192", arg: "BYTES", help: "bytes of request-target (414 above)" },
+  "header-timeout": { default: "10", arg: "S", help: "seconds to receive a request's headers" },
+  "body-timeout": { default: "30", arg: "S", help: "seconds to receive a request's body" },
+  "idle-timeout": { default: "75", arg: "S", help: "seconds a keep-alive connection may idle" },
+  "max-conns": { default: "10000", arg: "N", help: "open connections (503 above)" },
+  "max-conns-per-ip": { default: "0", arg: "N", help: "connections per client address; 0 = no limit" },
+  "presence-grace": {
+    default: "60",
+    arg: "S",
+    help: "seconds a session stays without a poll or request before it leaves and expires",
+  },
+  "session-rate": { default: "30/min", arg: "RATE", help: "new sessions per client address; 0 = off" },
+  "send-rate": { default: "10/s", arg: "RATE", help: "sends per session (burst of the same size); 0 = off" },
+  "shutdown-timeout": { default: "10", arg: "S", help: "seconds to drain on SIGINT/SIGTERM" },
+  "log-level": { default: "info", arg: "LEVEL", help: "debug, info, warn or error" },
+  "log-format": { default: "text", arg: "FORMAT", help: "text or json" },
+};
+
+/** A flag value the user must fix: main prints the message and exits with 2. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** What the command line asks for. */
+export type Command = { kind: "help" } | { kind: "version" } | { kind: "serve"; config: Config };
+
+/** Parses the command line; throws ConfigError with one readable line on bad input. */
+export function parseCommand(args: string[]): Command {
+  const options: Record<string, { type: "string" | "boolean" }> = {
+    help: { type: "boolean" },
+    version: { type: "boolean" },
+    "trust-proxy": { type: "boolean" },
+  };
+  for (const name of Object.keys(FLAGS)) options[name] = { type: "string" };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message.split("\n")[0]!);
+  }
+  if (values.help) return { kind: "help" };
+  if (values.version) return { kind: "version" };
+  const get = (name: string) => (values[name] as string | undefined) ?? FLAGS[name]!.default;
+  const config: Config = {
+    host: host(get("host")),
+    port: integer("port", get("port"), 0, 65535),
+    store: parseStoreUrl(get("store")),
+    history: integer("history", get("history"), 1, 1_000_000),
+    maxMessage: integer("max-message", get("max-message"), 1, 1_000_000),
+    maxBody: integer("max-body", get("max-body"), 64, 64 * 1024 * 1024),
+    maxHeader: integer("max-header", get("max-header"), 256, 1024 * 1024),
+    maxTarget: integer("max-target", get("max-target"), 16, 1024 * 1024),
+    headerTimeout: seconds("header-timeout", get("header-timeout")),
+    bodyTimeout: seconds("body-timeout", get("body-timeout")),
+    idleTimeout: seconds("idle-timeout", get("idle-timeout")),
+    maxConns: integer("max-conns", get("max-conns"), 1, 1_000_000),
+    maxConnsPerIp: integer("max-conns-per-ip", get("max-conns-per-ip"), 0, 1_000_000),
+    presenceGrace: seconds("presence-grace", get("presence-grace")),
+    sessionRate: rate("session-rate", get("session-rate")),
+    sendRate: rate("send-rate", get("send-rate")),
+    shutdownTimeout: seconds("shutdown-timeout", get("shutdown-timeout")),
+    logLevel: oneOf("log-level", get("log-level"), LOG_LEVELS),
+    logFormat: oneOf("log-format", get("log-format"), ["text", "json"] as const),
+    trustProxy: values["trust-proxy"] === true,
+  };
+  if (config.maxTarget > config.maxHeader) {
+    throw new ConfigError(
+      `--max-target (${config.maxTarget}) cannot exceed --max-header (${config.maxHeader})`,
+    );
+  }
+  return { kind: "serve", config };
+}
+
+/** The --help text: every flag with its default. */
+export function usage(version: string): string {
+  const rows = Object.entries(FLAGS).map(([name, spec]) => [
+    `  --${name} ${spec.arg}`,
+    `${spec.help} (default: ${spec.default})`,
+  ]);
+  rows.push(["  --trust-proxy", "take the client address from X-Forwarded-For (default: off)"]);
+  rows.push(["  --help", "show this help"], ["  --version", "show the version"]);
+  const width = Math.max(...rows.map(([flag]) => flag!.length)) + 2;
+  return [
+    `parley ${version}: a long-poll chat server`,
+    "",
+    "Usage: parley [options]",
+    "",
+    "Options:",
+    ...rows.map(([flag, help]) => flag!.padEnd(width) + help),
+    "",
+    "Rates are N/s, N/min or N/h: a token bucket of N tokens refilled over that period.",
+  ].join("\n");
+}
+
+/** Parses `--store`. */
+export function parseStoreUrl(text: string): StoreUrl {
+  if (text === "memory") return { kind: "memory" };
+  if (text.startsWith("sqlite:")) {
+    const path = text.slice("sqlite:".length);
+    if (path === "") throw new ConfigError("--store sqlite: needs a path, e.g. sqlite:parley.db");
+    return { kind: "sqlite", path };
+  }
+  if (text.startsWith("redis://")) {
+    const match = /^redis:\/\/([^:/]+)(?::(\d+))?(?:\/(\d+))?$/.exec(text);
+    if (!match) throw new ConfigError(`--store ${text} is not redis://HOST:PORT[/DB]`);
+    return {
+      kind: "redis",
+      hostname: match[1]!,
+      port: integer("store port", match[2] ?? "6379", 1, 65535),
+      db: integer("store db", match[3] ?? "0", 0, 1_000_000),
+    };
+  }
+  throw new ConfigError(`--store ${text} is not memory, sqlite:PATH or redis://HOST:PORT[/DB]`);
+}
+
+function integer(name: string, text: string, min: number, max: number): number {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) {
+    throw new ConfigError(`--${name} must be a whole number from ${min} to ${max}, not "${text}"`);
+  }
+  return n;
+}
+
+function seconds(name: string, text: string): number {
+  const n = /^\d{1,7}(\.\d{1,3})?$/.test(text) ? Number(text) : NaN;
+  if (!(n > 0)) throw new ConfigError(`--${name} must be a positive number of seconds, not "${text}"`);
+  return n;
+}
+
+function rate(name: string, text: string): Rate {
+  try {
+    return parseRate(text);
+  } catch (error) {
+    throw new ConfigError(`--${name}: ${(error as Error).message}`);
+  }
+}
+
+function oneOf<T extends string>(name: string, text: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(text)) {
+    throw new ConfigError(`--${name} must be one of ${allowed.join(", ")}, not "${text}"`);
+  }
+  return text as T;
+}
+
+function host(text: string): string {
+  if (text === "" || /[\s/]/.test(text)) throw new ConfigError(`--host "${text}" is not an address`);
+  return text;
+}

@@ -1,0 +1,84 @@
+import { type HttpError, STATUS_TEXT } from "./errors.ts";
+import type { HttpResponse } from "./types.ts";
+
+const encoder = new TextEncoder();
+
+/** Headers every API response carries (DESIGN.md, "HTTP API"). */
+export const JSON_HEADERS = {
+  "Content-Type": "application/json; charset=utf-8",
+  "Cache-Control": "no-store",
+} as const;
+
+/** A JSON response; `body` may be a value or text that is already JSON. */
+export function jsonResponse(
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): HttpResponse {
+  return { status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(value) };
+}
+
+/** The contract's error body `{"error": {"code", "message"}}` for an {@linkcode HttpError}. */
+export function errorResponse(error: HttpError): HttpResponse {
+  return {
+    status: error.status,
+    headers: { ...JSON_HEADERS, ...error.headers },
+    body: JSON.stringify({ error: { code: error.code, message: error.message } }),
+    close: error.close,
+  };
+}
+
+let cachedSecond = -1;
+let cachedDate = "";
+
+/** The IMF-fixdate for `now`, recomputed once a second. */
+export function httpDate(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== cachedSecond) {
+    cachedSecond = second;
+    cachedDate = new Date(second * 1000).toUTCString();
+  }
+  return cachedDate;
+}
+
+/** How the connection wants a response framed. */
+export interface FramingOptions {
+  version: "HTTP/1.0" | "HTTP/1.1";
+  /** Keep the connection open after this response. */
+  keepAlive: boolean;
+  /** A HEAD request: headers as for GET, no body. */
+  head: boolean;
+  now: number;
+}
+
+/** Statuses that never carry a body or `Content-Length` (RFC 9110 §8.6, §15.3.5, §15.4.5). */
+function bodyless(status: number): boolean {
+  return status < 200 || status === 204 || status === 304;
+}
+
+/** Serializes a response into one buffer: status line, headers, `Date`, framing, body. */
+export function serializeResponse(res: HttpResponse, framing: FramingOptions): Uint8Array {
+  const status = res.status;
+  let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Unknown"}\r\nDate: ${
+    httpDate(framing.now)
+  }\r\n`;
+  const headers = res.headers;
+  if (headers) {
+    for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
+  }
+  let body: Uint8Array | null = null;
+  if (!bodyless(status)) {
+    const raw = res.body ?? "";
+    body = typeof raw === "string" ? encoder.encode(raw) : raw;
+    head += `Content-Length: ${body.byteLength}\r\n`;
+  }
+  if (!framing.keepAlive) head += "Connection: close\r\n\r\n";
+  else if (framing.version === "HTTP/1.0") head += "Connection: keep-alive\r\n\r\n";
+  else head += "\r\n";
+  const headBytes = encoder.encode(head);
+  if (body === null || body.byteLength === 0 || framing.head) return headBytes;
+  const out = new Uint8Array(headBytes.byteLength + body.byteLength);
+  out.set(headBytes, 0);
+  out.set(body, headBytes.byteLength);
+  return out;
+}

@@ -1,0 +1,98 @@
+import { HttpError, STATUS } from "./errors.ts";
+import type { Handler, HttpRequest, HttpResponse, Params } from "./types.ts";
+
+interface Route {
+  /** Literal segments, or `null` where a parameter goes. */
+  segments: (string | null)[];
+  names: string[];
+  methods: Map<string, Handler>;
+}
+
+/**
+ * Routes by method and path pattern (`/api/rooms/:room/join`). Parameters are percent-decoded
+ * per segment, so `%2F` stays inside a parameter. An unknown path is 404; a known path with
+ * another method is 405 with `Allow`. HEAD is served by the GET handler.
+ */
+export class Router {
+  #routes: Route[] = [];
+
+  /** Adds a handler for `method` on `pattern`; `:name` segments capture parameters. */
+  add(method: string, pattern: string, handler: Handler): this {
+    if (!pattern.startsWith("/")) throw new TypeError(`Cannot add route: "${pattern}" must start with /`);
+    const parts = pattern.split("/").slice(1);
+    const segments = parts.map((p) => (p.startsWith(":") ? null : p));
+    const names = parts.filter((p) => p.startsWith(":")).map((p) => p.slice(1));
+    let route = this.#routes.find((r) =>
+      r.segments.length === segments.length && r.segments.every((s, i) => s === segments[i])
+    );
+    if (!route) {
+      route = { segments, names, methods: new Map() };
+      this.#routes.push(route);
+    }
+    if (route.methods.has(method)) throw new TypeError(`Cannot add route: ${method} ${pattern} exists`);
+    route.methods.set(method, handler);
+    return this;
+  }
+
+  /** Shorthand for `add("GET", …)`. */
+  get(pattern: string, handler: Handler): this {
+    return this.add("GET", pattern, handler);
+  }
+
+  /** Shorthand for `add("POST", …)`. */
+  post(pattern: string, handler: Handler): this {
+    return this.add("POST", pattern, handler);
+  }
+
+  /** Shorthand for `add("DELETE", …)`. */
+  delete(pattern: string, handler: Handler): this {
+    return this.add("DELETE", pattern, handler);
+  }
+
+  /** Answers a request with its route's handler; throws HttpError 404/405/400. */
+  handle(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+    const parts = req.path.split("/").slice(1);
+    for (const route of this.#routes) {
+      const params = match(route, parts);
+      if (!params) continue;
+      const handler = route.methods.get(req.method) ??
+        (req.method === "HEAD" ? route.methods.get("GET") : undefined);
+      if (handler) return handler(req, params);
+      const allow = [...route.methods.keys()];
+      if (allow.includes("GET")) allow.push("HEAD");
+      throw new HttpError(
+        STATUS.MethodNotAllowed,
+        "method_not_allowed",
+        `Method ${req.method} is not allowed here; use ${allow.join(", ")}`,
+        { headers: { Allow: allow.join(", ") } },
+      );
+    }
+    throw new HttpError(STATUS.NotFound, "not_found", `Nothing at ${req.path}`);
+  }
+}
+
+function match(route: Route, parts: string[]): Params | null {
+  const segments = route.segments;
+  if (segments.length !== parts.length) return null;
+  let params: Params | null = null;
+  let n = 0;
+  for (let i = 0; i < segments.length; i++) {
+    const literal = segments[i];
+    const part = parts[i]!;
+    if (literal !== null) {
+      if (literal !== part) return null;
+      continue;
+    }
+    params ??= {};
+    params[route.names[n++]!] = decodeSegment(part);
+  }
+  return params ?? {};
+}
+
+function decodeSegment(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new HttpError(STATUS.BadRequest, "bad_request", "The path has invalid percent-encoding");
+  }
+}

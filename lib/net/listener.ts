@@ -1,0 +1,159 @@
+import { Connection, type ConnectionOptions } from "./connection.ts";
+import type { Selectable, Selector } from "./selector.ts";
+
+/** Limits the listener enforces at accept time. */
+export interface ListenerLimits {
+  /** Open connections at most (`--max-conns`). */
+  maxConns: number;
+  /** Open connections per client address at most; 0 = no limit (`--max-conns-per-ip`). */
+  maxConnsPerIp: number;
+}
+
+/** What the listener hands accepted connections to. */
+export interface ListenerCallbacks {
+  /** A connection within the limits, already registered and reading. */
+  onConnection(conn: Connection): void;
+  /** A connection refused for a limit; it gets `refusal` and is closed. */
+  onRefused?(reason: "max_conns" | "max_conns_per_ip", remoteAddr: string): void;
+  /** An accept error that is not the listener closing (e.g. EMFILE). */
+  onAcceptError?(error: Error): void;
+}
+
+const MIN_BACKOFF_MS = 5;
+const MAX_BACKOFF_MS = 1000;
+
+/**
+ * The accept loop as a selectable: one pending `accept()`; over a limit the new connection gets
+ * a prepared 503 and is closed. Transient accept errors (EMFILE, ENFILE) back off exponentially.
+ */
+export class Listener implements Selectable {
+  #listener: Deno.Listener;
+  #selector: Selector;
+  #limits: ListenerLimits;
+  #callbacks: ListenerCallbacks;
+  #connOptions: ConnectionOptions;
+  #refusal: Uint8Array;
+  #result: Deno.Conn | Error | null = null;
+  #perIp = new Map<string, number>();
+  #open = 0;
+  #backoff = 0;
+  #closed = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(
+    listener: Deno.Listener,
+    selector: Selector,
+    limits: ListenerLimits,
+    callbacks: ListenerCallbacks,
+    refusal: Uint8Array,
+    connOptions: ConnectionOptions = {},
+  ) {
+    this.#listener = listener;
+    this.#selector = selector;
+    this.#limits = limits;
+    this.#callbacks = callbacks;
+    this.#refusal = refusal;
+    this.#connOptions = connOptions;
+  }
+
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.#listener.addr as Deno.NetAddr;
+  }
+
+  /** Connections accepted and not yet closed. */
+  get openConnections(): number {
+    return this.#open;
+  }
+
+  /** Registers with the selector and starts accepting. */
+  start(): void {
+    this.#selector.add(this);
+    this.#arm();
+  }
+
+  /** Stops accepting; open connections are left alone. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#selector.remove(this);
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  /** Called by the selector loop when the pending accept settled. */
+  onReadable(): void {
+    const result = this.#result;
+    this.#result = null;
+    if (this.#closed) {
+      if (result && !(result instanceof Error)) result.close();
+      return;
+    }
+    if (result instanceof Error) {
+      if (result instanceof Deno.errors.BadResource || result instanceof Deno.errors.Interrupted) {
+        this.close();
+        return;
+      }
+      this.#callbacks.onAcceptError?.(result);
+      // Out of descriptors or similar: wait before trying again instead of spinning.
+      this.#backoff = Math.min(Math.max(this.#backoff * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
+      this.#timer = setTimeout(() => this.#arm(), this.#backoff);
+      return;
+    }
+    this.#backoff = 0;
+    if (result) this.#admit(result);
+    this.#arm();
+  }
+
+  #admit(raw: Deno.Conn): void {
+    const conn = new Connection(raw, this.#selector, this.#connOptions);
+    const ip = conn.remoteAddr;
+    const perIp = this.#perIp.get(ip) ?? 0;
+    let refused: "max_conns" | "max_conns_per_ip" | null = null;
+    if (this.#open >= this.#limits.maxConns) refused = "max_conns";
+    else if (this.#limits.maxConnsPerIp > 0 && perIp >= this.#limits.maxConnsPerIp) {
+      refused = "max_conns_per_ip";
+    }
+    if (refused) {
+      this.#callbacks.onRefused?.(refused, ip);
+      // Refused connections hold a descriptor only while the 503 is written and lingers.
+      conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
+      conn.start();
+      conn.write(this.#refusal);
+      conn.end();
+      return;
+    }
+    this.#open++;
+    this.#perIp.set(ip, perIp + 1);
+    const release = () => {
+      this.#open--;
+      const n = (this.#perIp.get(ip) ?? 1) - 1;
+      if (n <= 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, n);
+    };
+    conn.onClosed(release);
+    this.#callbacks.onConnection(conn);
+    conn.start();
+  }
+
+  #arm(): void {
+    if (this.#closed) return;
+    this.#listener.accept().then(
+      (conn) => this.#settle(conn),
+      (err) => this.#settle(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  #settle(result: Deno.Conn | Error): void {
+    this.#result = result;
+    if (this.#closed) {
+      if (!(result instanceof Error)) result.close();
+      return;
+    }
+    this.#selector.ready(this);
+  }
+}

@@ -1,0 +1,61 @@
+import denoJson from "./deno.json" with { type: "json" };
+import { startApp } from "./lib/app.ts";
+import { type Command, ConfigError, parseCommand, usage } from "./lib/config.ts";
+import { Logger } from "./lib/log.ts";
+import { StorageError } from "./lib/storage/event_log.ts";
+
+/** The version printed by --version and the start line. */
+export const VERSION: string = denoJson.version;
+
+/** Runs the CLI: parse flags, start, and stop cleanly on SIGINT/SIGTERM. */
+export async function main(args: string[]): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommand(args);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`parley: ${error.message} (see --help)`);
+    return 2;
+  }
+  if (command.kind === "help") {
+    console.log(usage(VERSION));
+    return 0;
+  }
+  if (command.kind === "version") {
+    console.log(`parley ${VERSION}`);
+    return 0;
+  }
+  const config = command.config;
+  const logger = new Logger(config.logLevel, config.logFormat);
+  let app;
+  try {
+    app = await startApp(config, { logger });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(`parley: cannot listen on ${config.host}:${config.port}: the address is already in use`);
+    } else if (error instanceof StorageError) {
+      console.error(`parley: ${error.message}`);
+    } else if (error instanceof Error) {
+      console.error(`parley: cannot start: ${error.message}`);
+    } else throw error;
+    return 1;
+  }
+  const store = config.store.kind === "sqlite" ? `sqlite:${config.store.path}` : config.store.kind;
+  logger.info(`parley ${VERSION} listening on ${app.url}`, { store });
+  const stopped = Promise.withResolvers<void>();
+  const stop = (signal: string) => {
+    logger.info("shutting down", { signal });
+    app.shutdown().then(() => stopped.resolve());
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  await stopped.promise;
+  Deno.removeSignalListener("SIGINT", onInt);
+  Deno.removeSignalListener("SIGTERM", onTerm);
+  logger.info("stopped");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
