@@ -1,0 +1,6 @@
+/** `deno task bench`: every benchmark, each printing its own table with ratios against a peer. */
+import { benchHttp } from "./bench_http.ts";
+import { benchStore } from "./bench_store.ts";
+
+await benchHttp();
+await benchStore();
