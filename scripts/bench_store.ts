@@ -1,0 +1,117 @@
+/**
+ * Sustained append throughput of the event log backends: memory vs SQLite (temp file), with many
+ * single-event appends in flight at once (as under load, so group commit can batch them) and one
+ * at a time (each its own commit). Run: `deno run --allow-all scripts/bench_store.ts`.
+ */
+import type { EventLog, NewEvent } from "../lib/storage/event_log.ts";
+import { MemoryEventLog } from "../lib/storage/memory_event_log.ts";
+import { SqliteEventLog, type SqliteSynchronous } from "../lib/storage/sqlite_event_log.ts";
+
+const BENCH = {
+  /** Appends per run with a window of concurrent appends. */
+  concurrentAppends: 200_000,
+  /** Appends in flight at once. */
+  window: 1000,
+  /** Appends per one-at-a-time run: fewer, since with `full` each one waits for an fsync. */
+  sequentialAppends: 20_000,
+  /** Events kept per room (the `--history` default), so retention deletes in steady state. */
+  history: 1000,
+  rooms: 10,
+} as const;
+
+interface Row {
+  backend: string;
+  mode: string;
+  appends: number;
+  seconds: number;
+  perSecond: number;
+  /** Appends per transaction, for SQLite. */
+  batch?: number;
+}
+
+/** Runs the benchmark and prints a table of appends per second. */
+export async function benchStore(): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley_bench_" });
+  const rows: Row[] = [];
+  try {
+    const modes = [
+      { mode: `window ${BENCH.window}`, appends: BENCH.concurrentAppends, window: BENCH.window },
+      { mode: "sequential", appends: BENCH.sequentialAppends, window: 1 },
+    ];
+    let run = 0;
+    for (const { mode, appends, window } of modes) {
+      const memory = new MemoryEventLog({ history: BENCH.history });
+      rows.push({ backend: "memory", mode, appends, ...await drive(memory, appends, window) });
+      for (const synchronous of ["full", "normal"] satisfies SqliteSynchronous[]) {
+        const path = `${dir}/bench_${run++}.db`;
+        const log = SqliteEventLog.open(path, { history: BENCH.history, synchronous });
+        const result = await drive(log, appends, window);
+        rows.push({
+          backend: `sqlite (${synchronous})`,
+          mode,
+          appends,
+          ...result,
+          batch: log.stats.appended / log.stats.transactions,
+        });
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  printTable(rows);
+}
+
+/** Appends `total` single events keeping `window` in flight; closes the log. */
+async function drive(
+  log: EventLog,
+  total: number,
+  window: number,
+): Promise<{ seconds: number; perSecond: number }> {
+  await log.load();
+  let next = 0;
+  const worker = async () => {
+    while (next < total) await log.append([event(next++)]);
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: window }, worker));
+  const seconds = (performance.now() - start) / 1000;
+  await log.close();
+  return { seconds, perSecond: total / seconds };
+}
+
+function event(i: number): NewEvent {
+  return {
+    type: "message",
+    room: `room-${i % BENCH.rooms}`,
+    nick: `user-${i % 100}`,
+    text: `message number ${i}: the quick brown fox jumps over the lazy dog`,
+    ts: Date.now(),
+    clientId: crypto.randomUUID(),
+    session: `session-${i % 100}`,
+  };
+}
+
+function printTable(rows: Row[]): void {
+  const header = ["backend", "mode", "appends", "seconds", "appends/s", "per commit", "vs memory"];
+  const lines = rows.map((row) => {
+    const memory = rows.find((r) => r.backend === "memory" && r.mode === row.mode);
+    const ratio = memory === undefined ? "" : (row.perSecond / memory.perSecond).toFixed(3);
+    return [
+      row.backend,
+      row.mode,
+      row.appends.toLocaleString("en-US"),
+      row.seconds.toFixed(2),
+      Math.round(row.perSecond).toLocaleString("en-US"),
+      row.batch === undefined ? "" : row.batch.toFixed(0),
+      ratio,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const format = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  console.log(format(header));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const line of lines) console.log(format(line));
+}
+
+if (import.meta.main) await benchStore();

@@ -1,0 +1,270 @@
+import assert from "node:assert/strict";
+import {
+  type EventLog,
+  type NewEvent,
+  type Snapshot,
+  StorageError,
+  type StoredEvent,
+  type StoredSession,
+} from "../../lib/storage/event_log.ts";
+
+/** A log under test, and how to get "the same log after a restart". */
+export interface EventLogFixture {
+  log: EventLog;
+  /**
+   * Closes the current log and opens the same store again (durable backends), or returns the same
+   * instance unclosed (memory). The suite closes whatever log it holds last.
+   */
+  reopen: () => Promise<EventLog>;
+  /** Removes what the fixture made (temp files), after the last log is closed. */
+  cleanup?: () => Promise<void>;
+}
+
+/** Makes a fresh, empty log keeping `history` events per room. */
+export type MakeEventLog = (history: number) => Promise<EventLogFixture> | EventLogFixture;
+
+/** Registers the behaviour every `EventLog` backend must have as `Deno.test` cases named `name: …`. */
+export function runEventLogContract(name: string, make: MakeEventLog): void {
+  /** Runs `fn` against a fresh log, closing whichever instance is current at the end. */
+  function test(title: string, history: number, fn: (t: Harness) => Promise<void>): void {
+    Deno.test(`${name}: ${title}`, async () => {
+      const fixture = await make(history);
+      let current = fixture.log;
+      const harness: Harness = {
+        get log() {
+          return current;
+        },
+        reopen: async () => {
+          current = await fixture.reopen();
+          return current;
+        },
+      };
+      try {
+        await fn(harness);
+      } finally {
+        await current.close();
+        await fixture.cleanup?.();
+      }
+    });
+  }
+
+  test("a new log loads empty", 10, async ({ log }) => {
+    assert.deepEqual(await log.load(), { lastId: 0, rooms: [], sessions: [] });
+  });
+
+  test("ids are consecutive and increase across calls", 10, async ({ log }) => {
+    await log.load();
+    const first = await log.append([
+      message("lobby", "hi", { clientId: "c-1" }),
+      join("lobby"),
+      message("other", "yo"),
+    ]);
+    assert.deepEqual(first.map((e) => e.id), [1, 2, 3]);
+    // The stored form is the input plus an id: optional fields present only when given.
+    assert.deepEqual(first[0], { id: 1, ...message("lobby", "hi", { clientId: "c-1" }) });
+    assert.deepEqual(first[1], { id: 2, ...join("lobby") });
+    assert.ok(!("text" in first[1]!) && !("clientId" in first[1]!));
+    const second = await log.append([message("lobby", "again")]);
+    assert.deepEqual(second.map((e) => e.id), [4]);
+  });
+
+  test("an empty append resolves with no events and takes no id", 10, async ({ log }) => {
+    await log.load();
+    assert.deepEqual(await log.append([]), []);
+    assert.deepEqual((await log.append([join("lobby")])).map((e) => e.id), [1]);
+  });
+
+  test("concurrent appends resolve in call order with increasing ids", 50, async ({ log }) => {
+    await log.load();
+    const order: number[] = [];
+    const calls: Promise<StoredEvent[]>[] = [];
+    for (let i = 0; i < 1000; i++) {
+      // Every tenth call carries two events, so batches mix sizes.
+      const events = i % 10 === 0
+        ? [message(`room-${i % 7}`, `${i}a`), message(`room-${i % 7}`, `${i}b`)]
+        : [message(`room-${i % 7}`, `${i}`)];
+      calls.push(
+        log.append(events).then((stored) => {
+          order.push(i);
+          return stored;
+        }),
+      );
+    }
+    const results = await Promise.all(calls);
+    assert.deepEqual(order, [...Array(1000).keys()]);
+    const ids = results.flat().map((e) => e.id);
+    assert.deepEqual(ids, [...Array(1100).keys()].map((i) => i + 1));
+    assert.equal(results[10]![1]!.text, "10b");
+  });
+
+  test("retention keeps the last N events per room and records droppedThrough", 3, async (t) => {
+    await t.log.load();
+    const ids: Record<string, number[]> = { a: [], b: [] };
+    for (const room of ["a", "a", "b", "a", "a", "b", "a"]) {
+      const [e] = await t.log.append([message(room, `${room}${ids[room]!.length}`)]);
+      ids[room]!.push(e!.id);
+    }
+    // Some in one call too: retention applies within a call, not only between calls.
+    const batch = await t.log.append([message("c", "0"), message("c", "1"), message("c", "2")]);
+    const batch2 = await t.log.append([message("c", "3"), message("c", "4")]);
+    const expect = (snapshot: Snapshot) => {
+      const rooms = roomsByName(snapshot);
+      assert.deepEqual(rooms.get("a")?.events.map((e) => e.id), ids.a!.slice(-3));
+      assert.equal(rooms.get("a")?.droppedThrough, ids.a![1]);
+      assert.deepEqual(rooms.get("b")?.events.map((e) => e.id), ids.b);
+      assert.equal(rooms.get("b")?.droppedThrough, 0);
+      assert.deepEqual(
+        rooms.get("c")?.events.map((e) => e.text),
+        ["2", "3", "4"],
+      );
+      assert.equal(rooms.get("c")?.droppedThrough, batch2[0]!.id - 2);
+      assert.equal(rooms.get("c")?.droppedThrough, batch[1]!.id);
+      assert.equal(snapshot.lastId, batch2[1]!.id);
+    };
+    expect(await t.log.load());
+    expect(await (await t.reopen()).load());
+  });
+
+  test("events reload oldest first with their fields", 10, async (t) => {
+    await t.log.load();
+    const stored = [
+      ...await t.log.append([join("lobby"), message("lobby", "hello", { clientId: "x" })]),
+      ...await t.log.append([message("lobby", "ünïcødé ✓ \u{1F600}"), leave("lobby")]),
+    ];
+    const snapshot = await (await t.reopen()).load();
+    assert.deepEqual(snapshot.rooms, [{ name: "lobby", events: stored, droppedThrough: 0 }]);
+  });
+
+  test("sessions put, replace and delete round-trip through load", 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session("s1", { lobby: 1 }));
+    await t.log.putSession(session("s2", { lobby: 2, dev: 3 }));
+    await t.log.putSession(session("s3", {}));
+    const replaced = { ...session("s1", { dev: 7, ops: 9 }), nick: "alice2", token: "t-new" };
+    await t.log.putSession(replaced);
+    await t.log.deleteSession("s2");
+    await t.log.deleteSession("no-such-session");
+    const expected = [replaced, session("s3", {})];
+    assert.deepEqual(sortSessions((await t.log.load()).sessions), expected);
+    assert.deepEqual(sortSessions((await (await t.reopen()).load()).sessions), expected);
+  });
+
+  test("a stored session is a copy of what was passed", 10, async (t) => {
+    await t.log.load();
+    const s = session("s1", { lobby: 1 });
+    await t.log.putSession(s);
+    s.rooms.dev = 2;
+    s.nick = "changed";
+    assert.deepEqual((await (await t.reopen()).load()).sessions, [session("s1", { lobby: 1 })]);
+  });
+
+  test("appends and session writes keep their call order", 10, async (t) => {
+    await t.log.load();
+    const writes = [
+      t.log.putSession(session("s1", { lobby: 1 })),
+      t.log.append([join("lobby")]),
+      t.log.deleteSession("s1"),
+      t.log.putSession(session("s1", { dev: 2 })),
+      t.log.deleteSession("s2"),
+      t.log.putSession(session("s2", {})),
+      t.log.deleteSession("s2"),
+    ];
+    await Promise.all(writes);
+    const snapshot = await (await t.reopen()).load();
+    assert.deepEqual(snapshot.sessions, [session("s1", { dev: 2 })]);
+    assert.equal(snapshot.lastId, 1);
+  });
+
+  test("reopen keeps lastId after retention dropped every event", 0, async (t) => {
+    await t.log.load();
+    const stored = await t.log.append([join("lobby"), message("lobby", "a"), message("dev", "b")]);
+    assert.deepEqual(stored.map((e) => e.id), [1, 2, 3]);
+    const expected: Snapshot = {
+      lastId: 3,
+      rooms: [
+        { name: "dev", events: [], droppedThrough: 3 },
+        { name: "lobby", events: [], droppedThrough: 2 },
+      ],
+      sessions: [],
+    };
+    assert.deepEqual(sortRooms(await t.log.load()), expected);
+    const reopened = await t.reopen();
+    assert.deepEqual(sortRooms(await reopened.load()), expected);
+    assert.deepEqual((await reopened.append([message("lobby", "c")])).map((e) => e.id), [4]);
+  });
+
+  test("the next id continues after reopen", 10, async (t) => {
+    await t.log.load();
+    await t.log.append([join("lobby"), message("lobby", "1"), message("lobby", "2")]);
+    const reopened = await t.reopen();
+    assert.equal((await reopened.load()).lastId, 3);
+    assert.deepEqual((await reopened.append([message("lobby", "3")])).map((e) => e.id), [4]);
+    const again = await t.reopen();
+    const snapshot = await again.load();
+    assert.equal(snapshot.lastId, 4);
+    assert.deepEqual(snapshot.rooms[0]?.events.map((e) => e.id), [1, 2, 3, 4]);
+  });
+
+  test("close settles writes still queued", 10, async ({ log }) => {
+    await log.load();
+    const pending = log.append([join("lobby")]);
+    const session_ = log.putSession(session("s1", { lobby: 1 }));
+    await log.close();
+    assert.deepEqual((await pending).map((e) => e.id), [1]);
+    await session_;
+  });
+
+  test("close is idempotent and later calls reject with StorageError", 10, async ({ log }) => {
+    await log.load();
+    await log.close();
+    await log.close();
+    await assert.rejects(log.append([join("lobby")]), StorageError);
+    await assert.rejects(log.load(), StorageError);
+    await assert.rejects(log.putSession(session("s1", {})), StorageError);
+    await assert.rejects(log.deleteSession("s1"), StorageError);
+  });
+}
+
+interface Harness {
+  /** The current instance: changes after `reopen()`. */
+  readonly log: EventLog;
+  reopen(): Promise<EventLog>;
+}
+
+const SESSION = "sess-1";
+
+function message(room: string, text: string, extra: { clientId?: string } = {}): NewEvent {
+  return {
+    type: "message",
+    room,
+    nick: "alice",
+    text,
+    ts: 1_700_000_000_000,
+    session: SESSION,
+    ...extra,
+  };
+}
+
+function join(room: string): NewEvent {
+  return { type: "join", room, nick: "alice", ts: 1_700_000_000_001, session: SESSION };
+}
+
+function leave(room: string): NewEvent {
+  return { type: "leave", room, nick: "alice", ts: 1_700_000_000_002, session: SESSION };
+}
+
+function session(id: string, rooms: Record<string, number>): StoredSession {
+  return { id, token: `token-${id}`, nick: `nick-${id}`, createdAt: 1_700_000_000_000, rooms };
+}
+
+function roomsByName(snapshot: Snapshot) {
+  return new Map(snapshot.rooms.map((r) => [r.name, r]));
+}
+
+function sortRooms(snapshot: Snapshot): Snapshot {
+  return { ...snapshot, rooms: [...snapshot.rooms].sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+function sortSessions(sessions: StoredSession[]): StoredSession[] {
+  return [...sessions].sort((a, b) => a.id.localeCompare(b.id));
+}

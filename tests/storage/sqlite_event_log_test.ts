@@ -1,0 +1,338 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { type NewEvent, StorageError } from "../../lib/storage/event_log.ts";
+import { SCHEMA_VERSION, SqliteEventLog } from "../../lib/storage/sqlite_event_log.ts";
+import { runEventLogContract } from "./event_log_contract.ts";
+
+runEventLogContract("sqlite log", async (history) => {
+  const dir = await Deno.makeTempDir({ prefix: "parley_sqlite_" });
+  const path = `${dir}/parley.db`;
+  let current = SqliteEventLog.open(path, { history });
+  return {
+    log: current,
+    reopen: async () => {
+      await current.close();
+      current = SqliteEventLog.open(path, { history });
+      return current;
+    },
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+});
+
+/** Runs `fn` with a path in a fresh temp dir, removed afterwards. */
+async function withPath(
+  fn: (path: string, dir: string) => void | Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley_sqlite_" });
+  try {
+    await fn(`${dir}/parley.db`, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function message(room: string, text: string): NewEvent {
+  return { type: "message", room, nick: "alice", text, ts: 1_700_000_000_000, session: "s" };
+}
+
+/** Asserts that `fn` throws a `StorageError` whose one-line message matches `pattern`. */
+function assertOpenFails(fn: () => unknown, pattern: RegExp): StorageError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof StorageError, `expected StorageError, got ${caught}`);
+  assert.match(caught.message, pattern);
+  assert.ok(!caught.message.includes("\n"), `message is not one line: ${caught.message}`);
+  return caught;
+}
+
+function userVersion(path: string): number {
+  const db = new DatabaseSync(path);
+  try {
+    return Number(db.prepare("PRAGMA user_version").get()?.user_version);
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("sqlite log applies migrations to a fresh file and not again on reopen", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 10 });
+    await log.append([message("lobby", "kept")]);
+    await log.close();
+    assert.equal(userVersion(path), SCHEMA_VERSION);
+    const db = new DatabaseSync(path);
+    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .all().map((r) => r.name);
+    assert.deepEqual(tables, ["events", "memberships", "meta", "rooms", "sessions"]);
+    assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
+    db.close();
+    // A second open must find the schema current: re-running CREATE TABLE would throw.
+    const again = SqliteEventLog.open(path, { history: 10 });
+    const snapshot = await again.load();
+    assert.equal(snapshot.lastId, 1);
+    assert.equal(snapshot.rooms[0]?.events[0]?.text, "kept");
+    await again.close();
+    assert.equal(userVersion(path), SCHEMA_VERSION);
+  });
+});
+
+Deno.test("sqlite log refuses a database from a newer schema", async () => {
+  await withPath((path) => {
+    const db = new DatabaseSync(path);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    assertOpenFails(
+      () => SqliteEventLog.open(path, { history: 10 }),
+      new RegExp(`^Cannot open database .*: schema version ${SCHEMA_VERSION + 1} is newer`),
+    );
+  });
+});
+
+Deno.test("sqlite log refuses a file that is not a database", async () => {
+  await withPath(async (path) => {
+    await Deno.writeTextFile(path, "name,nick\nlobby,alice\n".repeat(100));
+    const error = assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /./);
+    assert.equal(error.message, `Cannot open database ${path}: file is not a database`);
+    await Deno.writeFile(path, crypto.getRandomValues(new Uint8Array(16384)));
+    assertOpenFails(
+      () => SqliteEventLog.open(path, { history: 10 }),
+      /^Cannot open database .*: file is not a database$/,
+    );
+  });
+});
+
+Deno.test("sqlite log refuses a database with damaged pages", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 1000 });
+    for (let i = 0; i < 50; i++) await log.append([message(`room-${i}`, "x".repeat(3000))]);
+    await log.close();
+    // Keep the header page (so it still looks like SQLite) and overwrite the ones after it.
+    const bytes = await Deno.readFile(path);
+    bytes.fill(0x41, 4096, 4096 * 8);
+    await Deno.writeFile(path, bytes);
+    assertOpenFails(
+      () => SqliteEventLog.open(path, { history: 1000 }),
+      /^Cannot open database .*: database is corrupt/,
+    );
+  });
+});
+
+/**
+ * Makes `path` unwritable for this process. Root ignores mode bits, so as root this uses the
+ * immutable attribute (`chattr +i`, which binds root too) when the file system supports it.
+ * Returns how, and an undo, or undefined when neither works.
+ */
+async function makeReadOnly(
+  path: string,
+): Promise<{ how: string; undo: () => Promise<void> } | undefined> {
+  if (Deno.uid() !== 0) {
+    await Deno.chmod(path, 0o444);
+    return { how: "chmod 0444", undo: () => Deno.chmod(path, 0o644) };
+  }
+  try {
+    const set = await new Deno.Command("chattr", { args: ["+i", path], stderr: "null" }).output();
+    if (!set.success) return undefined;
+  } catch {
+    return undefined; // no chattr binary
+  }
+  return {
+    how: "chattr +i",
+    undo: async () => {
+      await new Deno.Command("chattr", { args: ["-i", path] }).output();
+    },
+  };
+}
+
+Deno.test("sqlite log refuses a read-only database at open", async () => {
+  await withPath(async (path) => {
+    await SqliteEventLog.open(path, { history: 10 }).close();
+    const readOnly = await makeReadOnly(path);
+    if (readOnly === undefined) {
+      // Root on a file system without chattr: ask SQLite itself for a read-only handle, which
+      // is what it silently falls back to for a file it may not write.
+      assertOpenFails(
+        () => SqliteEventLog.open(`file:${path}?mode=ro`, { history: 10 }),
+        /^Cannot open database .*read-only/,
+      );
+      return;
+    }
+    try {
+      assertOpenFails(
+        () => SqliteEventLog.open(path, { history: 10 }),
+        /^Cannot open database .*: file is read-only/,
+      );
+    } finally {
+      await readOnly.undo();
+    }
+    await SqliteEventLog.open(path, { history: 10 }).close();
+  });
+});
+
+Deno.test("sqlite log refuses a read-only handle opened through a URI", async () => {
+  await withPath(async (path) => {
+    await SqliteEventLog.open(path, { history: 10 }).close();
+    assertOpenFails(
+      () => SqliteEventLog.open(`file:${path}?mode=ro`, { history: 10 }),
+      /^Cannot open database .*read-only/,
+    );
+  });
+});
+
+Deno.test("sqlite log refuses a missing directory and a directory path", async () => {
+  await withPath(async (path, dir) => {
+    assertOpenFails(
+      () => SqliteEventLog.open(`${dir}/missing/parley.db`, { history: 10 }),
+      /^Cannot open database .*missing\/parley\.db: unable to create the file/,
+    );
+    assertOpenFails(
+      () => SqliteEventLog.open(dir, { history: 10 }),
+      /^Cannot open database .*: path is a directory$/,
+    );
+    await Deno.stat(dir); // and nothing was created or removed
+    await assert.rejects(Deno.stat(path), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("sqlite log refuses a file another log in this process holds", async () => {
+  await withPath(async (path) => {
+    const first = SqliteEventLog.open(path, { history: 10 });
+    await first.append([message("lobby", "one")]);
+    assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /locked by another process/);
+    // The failed open must not have released the first log's lock.
+    await first.append([message("lobby", "two")]);
+    assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /locked/);
+    await first.close();
+    const second = SqliteEventLog.open(path, { history: 10 });
+    assert.equal((await second.load()).lastId, 2);
+    await second.close();
+  });
+});
+
+Deno.test("sqlite log refuses a file another process holds", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 10 });
+    const module = new URL("../../lib/storage/sqlite_event_log.ts", import.meta.url).href;
+    const child = `
+      import { SqliteEventLog } from ${JSON.stringify(module)};
+      try {
+        await SqliteEventLog.open(${JSON.stringify(path)}, { history: 10 }).close();
+        console.log("opened");
+      } catch (e) {
+        console.log(e.name + ": " + e.message);
+      }`;
+    const run = async () => {
+      const out = await new Deno.Command(Deno.execPath(), { args: ["eval", child] }).output();
+      return new TextDecoder().decode(out.stdout).trim();
+    };
+    assert.match(await run(), /^StorageError: Cannot open database .*: database is locked/);
+    await log.close();
+    assert.equal(await run(), "opened");
+  });
+});
+
+Deno.test("sqlite log rejects a failed batch and keeps working after", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 100 });
+    await log.append([message("lobby", "before")]);
+    const before = log.stats;
+    // Cap the file at its current size: the next write that needs a page hits SQLITE_FULL.
+    log._setMaxPageCount(log._pageCount());
+    const batch = [
+      log.append([message("lobby", "small")]),
+      log.putSession({ id: "s1", token: "t", nick: "bob", createdAt: 1, rooms: { lobby: 1 } }),
+      log.append([message("lobby", "x".repeat(64 * 1024))]),
+      log.append([message("dev", "new room")]),
+    ];
+    const results = await Promise.allSettled(batch);
+    for (const result of results) {
+      assert.equal(result.status, "rejected");
+      assert.ok(result.reason instanceof StorageError);
+      assert.match(
+        result.reason.message,
+        /^Cannot write to database .*: database or disk is full$/,
+      );
+    }
+    assert.deepEqual(log.stats, before);
+    log._setMaxPageCount(1_000_000);
+    // The failed batch consumed no ids and left nothing behind.
+    const [after] = await log.append([message("lobby", "after")]);
+    assert.equal(after?.id, 2);
+    const check = (snapshot: Awaited<ReturnType<SqliteEventLog["load"]>>) => {
+      assert.equal(snapshot.lastId, 2);
+      assert.deepEqual(snapshot.rooms.map((r) => r.name), ["lobby"]);
+      assert.deepEqual(snapshot.rooms[0]?.events.map((e) => e.text), ["before", "after"]);
+      assert.deepEqual(snapshot.sessions, []);
+    };
+    check(await log.load());
+    await log.close();
+    const reopened = SqliteEventLog.open(path, { history: 100 });
+    check(await reopened.load());
+    await reopened.close();
+  });
+});
+
+Deno.test("sqlite log commits concurrent appends in one transaction", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 100 });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 1000; i++) calls.push(log.append([message(`room-${i % 5}`, `${i}`)]));
+    calls.push(log.putSession({ id: "s", token: "t", nick: "n", createdAt: 1, rooms: {} }));
+    await Promise.all(calls);
+    assert.deepEqual(log.stats, { transactions: 1, appended: 1000 });
+    for (let i = 0; i < 5; i++) await log.append([message("lobby", `${i}`)]);
+    assert.deepEqual(log.stats, { transactions: 6, appended: 1005 });
+    await log.close();
+  });
+});
+
+Deno.test("sqlite log makes writes queued at close durable", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 10 });
+    const pending = log.append([message("lobby", "last words")]);
+    await log.close();
+    assert.equal(log.closed, true);
+    assert.equal((await pending)[0]?.id, 1);
+    const reopened = SqliteEventLog.open(path, { history: 10 });
+    assert.equal((await reopened.load()).rooms[0]?.events[0]?.text, "last words");
+    await reopened.close();
+  });
+});
+
+Deno.test("sqlite log applies a lowered history at open", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 5 });
+    for (let i = 1; i <= 5; i++) await log.append([message("lobby", `${i}`)]);
+    await log.close();
+    const smaller = SqliteEventLog.open(path, { history: 2 });
+    const [room] = (await smaller.load()).rooms;
+    assert.deepEqual(room?.events.map((e) => e.id), [4, 5]);
+    assert.equal(room?.droppedThrough, 3);
+    // Counts were rebuilt at open: the next append drops exactly one more.
+    await smaller.append([message("lobby", "6")]);
+    const [after] = (await smaller.load()).rooms;
+    assert.deepEqual(after?.events.map((e) => e.id), [5, 6]);
+    assert.equal(after?.droppedThrough, 4);
+    await smaller.close();
+  });
+});
+
+Deno.test("sqlite log rejects a malformed event without failing its batch", async () => {
+  await withPath(async (path) => {
+    const log = SqliteEventLog.open(path, { history: 10 });
+    const good = log.append([message("lobby", "a")]);
+    const bad = log.append([{ ...message("lobby", "b"), type: "shout" as "message" }]);
+    const alsoGood = log.append([message("lobby", "c")]);
+    await assert.rejects(bad, TypeError);
+    assert.equal((await good)[0]?.id, 1);
+    assert.equal((await alsoGood)[0]?.id, 2);
+    await log.close();
+  });
+});
+
+Deno.test("sqlite log rejects a negative history", () => {
+  assert.throws(() => SqliteEventLog.open(":memory:", { history: -1 }), RangeError);
+});
