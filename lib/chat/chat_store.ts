@@ -218,7 +218,9 @@ export class ChatStore {
     }
     if (joining) await joining;
     const room = this.#rooms.get(name)!;
-    const joinId = session.rooms.get(name) ?? Infinity;
+    // A fresh join gets what came before it (its own join event and later come by poll); joining
+    // again, e.g. after a page reload, gets the latest events, which the client dedupes by id.
+    const joinId = joining ? session.rooms.get(name) ?? Infinity : Infinity;
     return {
       room: name,
       members: [...room.members].map((s) => s.nick).sort(),
