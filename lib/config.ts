@@ -128,7 +128,10 @@ export function parseCommand(args: string[]): Command {
     logFormat: oneOf("log-format", get("log-format"), ["text", "json"] as const),
     trustProxy: values["trust-proxy"] === true,
   };
-  if (config.maxTarget > config.maxHeader) {
+  if (config.maxTarget > config.maxHeader && values["max-target"] === undefined) {
+    // Only the default is larger: a lower --max-header alone lowers the target limit with it.
+    config.maxTarget = config.maxHeader;
+  } else if (config.maxTarget > config.maxHeader) {
     throw new ConfigError(
       `--max-target (${config.maxTarget}) cannot exceed --max-header (${config.maxHeader})`,
     );

@@ -75,19 +75,32 @@ export interface ApiAnswer {
 export class ApiClient {
   constructor(readonly url: string) {}
 
-  /** Sends a request; `body` objects are sent as JSON, strings as they are. */
+  /**
+   * Sends a request; `body` objects are sent as JSON, strings and bytes as they are. `headers`
+   * are sent as well (an `authorization` there wins over `token`).
+   */
   async call(
     method: string,
     path: string,
-    options: { token?: string; body?: unknown; signal?: AbortSignal } = {},
+    options: {
+      token?: string;
+      body?: unknown;
+      signal?: AbortSignal;
+      headers?: Record<string, string>;
+    } = {},
   ): Promise<ApiAnswer> {
     const headers: Record<string, string> = {};
     if (options.token) headers.authorization = `Bearer ${options.token}`;
-    let body: string | undefined;
+    let body: string | Uint8Array<ArrayBuffer> | undefined;
     if (options.body !== undefined) {
-      body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+      body = typeof options.body === "string"
+        ? options.body
+        : options.body instanceof Uint8Array
+        ? options.body as Uint8Array<ArrayBuffer>
+        : JSON.stringify(options.body);
       headers["content-type"] = "application/json";
     }
+    Object.assign(headers, options.headers);
     const res = await fetch(this.url + path, {
       method,
       headers,
@@ -98,10 +111,50 @@ export class ApiClient {
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
   }
 
+  /** A GET whose body is read as bytes, not JSON (static files, `/metrics`). */
+  async raw(
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; headers: Headers; bytes: Uint8Array; text: string }> {
+    const res = await fetch(this.url + path, { headers });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    return {
+      status: res.status,
+      headers: res.headers,
+      bytes,
+      text: new TextDecoder().decode(bytes),
+    };
+  }
+
+  /** The samples of `/metrics` by series (`name` or `name{labels}`). */
+  async metrics(): Promise<Map<string, number>> {
+    const { status, text } = await this.raw("/metrics");
+    if (status !== 200) throw new Error(`/metrics answered ${status}`);
+    return parseMetrics(text);
+  }
+
+  /** One sample of `/metrics`; throws when the series is missing. */
+  async metric(series: string): Promise<number> {
+    const value = (await this.metrics()).get(series);
+    if (value === undefined) throw new Error(`/metrics has no ${series}`);
+    return value;
+  }
+
+  /** Resolves once `/metrics` reports `value` for `series`; throws after `timeoutMs`. */
+  async untilMetric(series: string, value: number, timeoutMs = 3000): Promise<void> {
+    let last: number | undefined;
+    await eventually(async () => (last = await this.metric(series)) === value, {
+      timeoutMs,
+      what: () => `${series} to be ${value} (last seen ${last})`,
+    });
+  }
+
   /** Creates a session and returns its token and cursor. */
   async session(nick: string): Promise<{ token: string; cursor: string }> {
     const res = await this.call("POST", "/api/session", { body: { nick } });
-    if (res.status !== 201) throw new Error(`session ${nick}: ${res.status} ${JSON.stringify(res.body)}`);
+    if (res.status !== 201) {
+      throw new Error(`session ${nick}: ${res.status} ${JSON.stringify(res.body)}`);
+    }
     return res.body;
   }
 
@@ -119,7 +172,12 @@ export class ApiClient {
   }
 
   /** One long poll. */
-  async poll(token: string, cursor: string | null, wait = 0, signal?: AbortSignal): Promise<ApiAnswer> {
+  async poll(
+    token: string,
+    cursor: string | null,
+    wait = 0,
+    signal?: AbortSignal,
+  ): Promise<ApiAnswer> {
     const query = new URLSearchParams({ wait: String(wait) });
     if (cursor !== null) query.set("cursor", cursor);
     return await this.call("GET", `/api/events?${query}`, { token, ...(signal ? { signal } : {}) });
@@ -156,11 +214,162 @@ export async function readUntilClose(conn: Deno.Conn, timeoutMs: number): Promis
     let timer: ReturnType<typeof setTimeout> | undefined;
     const n = await Promise.race([
       conn.read(buf).catch(() => null),
-      new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), deadline - Date.now())),
+      new Promise<"timeout">((resolve) =>
+        timer = setTimeout(() => resolve("timeout"), deadline - Date.now())
+      ),
     ]);
     clearTimeout(timer);
     if (n === "timeout" || n === null) break;
     chunks.push(decoder.decode(buf.subarray(0, n)));
   }
   return chunks.join("");
+}
+
+/** Parses Prometheus text format samples into `series → value` (comments skipped). */
+export function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+/**
+ * Calls `check` until it returns true, a few milliseconds apart; throws after `timeoutMs`. For
+ * what happens on the other side of a socket, where no clock can be injected.
+ */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  options: { timeoutMs?: number; what?: () => string } = {},
+): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 3000);
+  while (!(await check())) {
+    if (Date.now() > deadline) {
+      throw new Error(`Timed out waiting for ${options.what?.() ?? "a condition"}`);
+    }
+    await delay(10);
+  }
+}
+
+/** Resolves after `ms` milliseconds of real time. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A response read from a raw connection. */
+export interface RawResponse {
+  status: number;
+  /** The status line and header lines as sent. */
+  head: string;
+  /** Header values by lower-case name. */
+  headers: Map<string, string>;
+  body: Uint8Array;
+  /** The body decoded as UTF-8. */
+  text: string;
+}
+
+/**
+ * A plain TCP connection that speaks HTTP by hand: for what fetch hides (`Connection: close`,
+ * 100 Continue, invalid bytes, shutdown) and for requests sent in pieces.
+ */
+export class RawHttp {
+  #conn: Deno.TcpConn;
+  #buffer = new Uint8Array(0);
+  #closed = false;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+  }
+
+  /** Connects to the server at `url`. */
+  static async connect(url: string): Promise<RawHttp> {
+    const { hostname, port } = new URL(url);
+    return new RawHttp(await Deno.connect({ hostname, port: Number(port) }));
+  }
+
+  /** Writes bytes (strings as latin1-safe ASCII via UTF-8). */
+  async send(data: string | Uint8Array): Promise<void> {
+    let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    while (bytes.byteLength > 0) bytes = bytes.subarray(await this.#conn.write(bytes));
+  }
+
+  /** Reads one response (framed by `Content-Length`); throws on EOF or after `timeoutMs`. */
+  async readResponse(timeoutMs = 3000): Promise<RawResponse> {
+    const deadline = Date.now() + timeoutMs;
+    let end: number;
+    while ((end = indexOfHeadEnd(this.#buffer)) < 0) await this.#fill(deadline);
+    const head = new TextDecoder("latin1").decode(this.#buffer.subarray(0, end));
+    const [statusLine = "", ...lines] = head.split("\r\n");
+    const status = Number(statusLine.split(" ")[1]);
+    const headers = new Map<string, string>();
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
+    }
+    const bodyless = status < 200 || status === 204 || status === 304;
+    const length = bodyless ? 0 : Number(headers.get("content-length") ?? 0);
+    while (this.#buffer.byteLength < end + 4 + length) await this.#fill(deadline);
+    const body = this.#buffer.slice(end + 4, end + 4 + length);
+    this.#buffer = this.#buffer.slice(end + 4 + length);
+    return { status, head, headers, body, text: new TextDecoder().decode(body) };
+  }
+
+  /** True when the server closed the connection (EOF) within `timeoutMs` with nothing more sent. */
+  async closedByServer(timeoutMs = 3000): Promise<boolean> {
+    try {
+      await this.#fill(Date.now() + timeoutMs);
+      return false;
+    } catch (error) {
+      return error instanceof Deno.errors.UnexpectedEof;
+    }
+  }
+
+  /** Closes the connection; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // closed already
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** Reads more bytes into the buffer; throws UnexpectedEof at EOF, TimedOut at the deadline. */
+  async #fill(deadline: number): Promise<void> {
+    const chunk = new Uint8Array(65536);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+    });
+    const read = this.#conn.read(chunk).catch(() => null);
+    const n = await Promise.race([read, timeout]);
+    clearTimeout(timer);
+    if (n === "timeout") {
+      // The read stays pending; close the connection so it settles and nothing leaks.
+      this.close();
+      await read;
+      throw new Deno.errors.TimedOut("No answer from the server in time");
+    }
+    if (n === null) throw new Deno.errors.UnexpectedEof("The server closed the connection");
+    const next = new Uint8Array(this.#buffer.byteLength + n);
+    next.set(this.#buffer);
+    next.set(chunk.subarray(0, n), this.#buffer.byteLength);
+    this.#buffer = next;
+  }
+}
+
+function indexOfHeadEnd(bytes: Uint8Array): number {
+  for (let i = 0; i + 3 < bytes.byteLength; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
+      return i;
+    }
+  }
+  return -1;
 }

@@ -19,6 +19,7 @@ async function build(): Promise<{ ok: boolean; reason: string }> {
   const text = new TextDecoder().decode(out.stderr);
   if (out.success) return { ok: true, reason: "" };
   // The first error line and its innermost cause (e.g. "dns error") say why.
+  // deno-lint-ignore no-control-regex -- ANSI colour codes start with ESC
   const lines = text.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim());
   const first = lines.find((l) => l.startsWith("error:")) ?? lines[0] ?? "";
   const causes = lines.filter((l) => /^\d+: /.test(l) && !l.includes("<unknown>"));

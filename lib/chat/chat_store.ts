@@ -87,6 +87,7 @@ export class ChatStore {
   #sessionLimiter: RateLimiter;
   #json = new WeakMap<StoredEvent, string>();
   #joins = new Map<string, Promise<void>>();
+  #leaves = new Map<string, Promise<void>>();
   #draining = false;
   /** Counters for /metrics. */
   readonly counters = { events: 0, delivered: 0 };
@@ -111,7 +112,12 @@ export class ChatStore {
     for (const stored of snapshot.rooms) {
       const room = store.#room(stored.name);
       room.events = stored.events.slice(-options.history);
-      room.droppedThrough = stored.droppedThrough;
+      // Events cut here (a log holding more than --history) are dropped too: polls from before
+      // them must see the gap.
+      const cut = stored.events.length - room.events.length;
+      room.droppedThrough = cut > 0
+        ? Math.max(stored.droppedThrough, stored.events[cut - 1]!.id)
+        : stored.droppedThrough;
       for (const event of room.events) {
         if (event.clientId !== undefined) store.#byId.get(event.session)?.remember(event);
       }
@@ -185,6 +191,11 @@ export class ChatStore {
   async deleteSession(session: Session): Promise<void> {
     if (this.#byToken.get(session.token) !== session) return;
     this.#removeSession(session);
+    // Joins and leaves still committing change which rooms to leave, and their session writes
+    // must not land after the delete: let them finish first.
+    const prefix = `${session.id}\n`;
+    const pending = [...this.#joins, ...this.#leaves].filter(([key]) => key.startsWith(prefix));
+    if (pending.length > 0) await Promise.allSettled(pending.map(([, p]) => p));
     const now = this.#now();
     const leaves: NewEvent[] = [...session.rooms.keys()].map((room) => ({
       type: "leave",
@@ -203,6 +214,14 @@ export class ChatStore {
     const problem = roomProblem(name);
     if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_room", problem);
     const key = `${session.id}\n${name}`;
+    const leaving = this.#leaves.get(key);
+    if (leaving) {
+      // A leave still committing would undo this join after it answered: let it land first.
+      await leaving.catch(() => {});
+      if (this.#byToken.get(session.token) !== session) {
+        throw new HttpError(STATUS.Unauthorized, "unauthorized", "The session has ended");
+      }
+    }
     let joining = this.#joins.get(key);
     if (!joining && !session.rooms.has(name)) {
       joining = this.#append([{
@@ -230,17 +249,22 @@ export class ChatStore {
 
   /** Leaves a room, with a leave event. */
   async leave(session: Session, name: string): Promise<void> {
-    if (!session.rooms.has(name)) {
+    const key = `${session.id}\n${name}`;
+    // A leave already committing counts: a second one would store a second leave event.
+    if (!session.rooms.has(name) || this.#leaves.has(key)) {
       throw new HttpError(STATUS.NotFound, "not_member", `You are not in room ${name}`);
     }
-    await this.#append([{
+    const leaving = this.#append([{
       type: "leave",
       room: name,
       nick: session.nick,
       ts: this.#now(),
       session: session.id,
-    }]);
-    await this.#write(() => this.#log.putSession(session.toStored()));
+    }])
+      .then(() => this.#write(() => this.#log.putSession(session.toStored())))
+      .finally(() => this.#leaves.delete(key));
+    this.#leaves.set(key, leaving);
+    await leaving;
   }
 
   /**

@@ -5,6 +5,7 @@ const ROOM = /^[\p{L}\p{N}][\p{L}\p{N}_.-]{0,63}$/u;
 /** Client ids for idempotent sends: UUIDs and similar opaque tokens. */
 const CLIENT_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 /** C0 controls other than tab, LF and CR, and DEL: not text a person typed. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/;
 
 /** Why a nick is invalid, or null when it is fine. */

@@ -1,0 +1,289 @@
+/** ChatStore on a MemoryEventLog, without HTTP: races, restarts, failures and shared answers. */
+import assert from "node:assert/strict";
+import { HttpError } from "../../lib/http/errors.ts";
+import { ChatStore, type ChatStoreOptions, type PollAnswer } from "../../lib/chat/chat_store.ts";
+import type { Session } from "../../lib/chat/session.ts";
+import {
+  type ChatEvent,
+  type NewEvent,
+  StorageError,
+  type StoredEvent,
+  type StoredSession,
+} from "../../lib/storage/event_log.ts";
+import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
+import { FakeClock } from "../_server.ts";
+
+const OFF = { tokens: 0, periodMs: 1000 };
+
+function options(overrides: Partial<ChatStoreOptions> = {}): ChatStoreOptions {
+  return {
+    history: 100,
+    maxMessage: 2000,
+    presenceGrace: 60,
+    sessionRate: OFF,
+    sendRate: OFF,
+    now: new FakeClock().now,
+    ...overrides,
+  };
+}
+
+async function openStore(
+  overrides: Partial<ChatStoreOptions> = {},
+  log = new MemoryEventLog({ history: overrides.history ?? 100 }),
+): Promise<ChatStore> {
+  return await ChatStore.open(log, options(overrides));
+}
+
+async function session(store: ChatStore, nick: string): Promise<Session> {
+  return (await store.createSession(nick, "127.0.0.1")).session;
+}
+
+/** A poll that must answer at once. */
+function pollNow(store: ChatStore, s: Session, cursor: string | null): PollAnswer {
+  const answer = store.poll(s, cursor, 0, new AbortController().signal);
+  assert.ok(!(answer instanceof Promise), "a poll with wait 0 answered later");
+  return answer;
+}
+
+function body(answer: PollAnswer): { events: ChatEvent[]; cursor: string; gap?: true } {
+  return JSON.parse(new TextDecoder().decode(answer.body));
+}
+
+function summary(events: ChatEvent[]): string[] {
+  return events.map((e) =>
+    `${e.type} ${e.room} ${e.nick}${e.text === undefined ? "" : ` ${e.text}`}`
+  );
+}
+
+async function rejectsWith(promise: Promise<unknown>, status: number, code: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof HttpError, String(error));
+    assert.equal(error.status, status);
+    assert.equal(error.code, code);
+    return true;
+  });
+}
+
+Deno.test("concurrent leaves of one room store one leave event", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(alice, "lobby");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const results = await Promise.allSettled([
+    store.leave(alice, "lobby"),
+    store.leave(alice, "lobby"),
+  ]);
+  assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected"]);
+  const rejected = results[1] as PromiseRejectedResult;
+  assert.equal((rejected.reason as HttpError).code, "not_member");
+  assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), ["leave lobby alice"]);
+});
+
+Deno.test("a session ending while it joins a room leaves that room too", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(alice, "lobby");
+  await store.join(bob, "dev");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  await Promise.all([store.join(alice, "dev"), store.deleteSession(alice)]);
+  assert.deepEqual(store.listRooms(), [{ name: "dev", members: 1 }, { name: "lobby", members: 0 }]);
+  assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), [
+    "join dev alice",
+    "leave dev alice",
+  ]);
+  // Nothing of alice survives in the log either.
+  const snapshot = await store.log.load();
+  assert.deepEqual(snapshot.sessions.map((s) => s.nick), ["bob"]);
+});
+
+Deno.test("a join waits for a leave of the same room that is still committing", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(alice, "lobby");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const [, view] = await Promise.all([store.leave(alice, "lobby"), store.join(alice, "lobby")]);
+  assert.deepEqual(view.members, ["alice", "bob"]);
+  assert.ok(alice.rooms.has("lobby"), "alice answered 200 to her join but is not in the room");
+  assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), [
+    "leave lobby alice",
+    "join lobby alice",
+  ]);
+});
+
+Deno.test("concurrent joins of one room store one join event", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const views = await Promise.all([1, 2, 3].map(() => store.join(alice, "lobby")));
+  for (const view of views) assert.deepEqual(view.members, ["alice"]);
+  assert.deepEqual(summary(body(pollNow(store, alice, "0")).events), ["join lobby alice"]);
+});
+
+Deno.test("concurrent sessions with one nick: exactly one gets it", async () => {
+  const store = await openStore();
+  const results = await Promise.allSettled(
+    ["zoe", "Zoe", "ZOE"].map((nick) => session(store, nick)),
+  );
+  assert.deepEqual(results.map((r) => r.status).sort(), ["fulfilled", "rejected", "rejected"]);
+  for (const r of results) {
+    if (r.status === "rejected") assert.equal((r.reason as HttpError).code, "nick_taken");
+  }
+  assert.equal(store.gauges.sessions, 1);
+});
+
+Deno.test("a store reopened on the same log restores sessions, rooms, nicks and client ids", async () => {
+  const log = new MemoryEventLog({ history: 100 });
+  const first = await openStore({}, log);
+  const alice = await session(first, "alice");
+  const bob = await session(first, "bob");
+  await first.join(alice, "lobby");
+  await first.join(bob, "lobby");
+  const sent = await first.send(alice, "lobby", "before the restart", "c-1");
+  const cursor = body(pollNow(first, bob, null)).cursor;
+
+  const second = await openStore({}, log);
+  const alice2 = second.authenticate(alice.token);
+  const bob2 = second.authenticate(bob.token);
+  assert.ok(alice2 && bob2, "tokens survive a restart");
+  assert.deepEqual(second.listRooms(), [{ name: "lobby", members: 2 }]);
+  await rejectsWith(second.createSession("ALICE", "127.0.0.1"), 409, "nick_taken");
+  const repeat = await second.send(alice2, "lobby", "before the restart", "c-1");
+  assert.equal(repeat.created, false);
+  assert.deepEqual(repeat.event, sent.event);
+  const after = await second.send(alice2, "lobby", "after the restart", undefined);
+  assert.ok(after.event.id > sent.event.id, "ids keep increasing across restarts");
+  assert.deepEqual(summary(body(pollNow(second, bob2, cursor)).events), [
+    "message lobby alice after the restart",
+  ]);
+  const view = await second.join(bob2, "lobby");
+  assert.deepEqual(view.history.map((e) => e.text ?? e.type), [
+    "join",
+    "join",
+    "before the restart",
+    "after the restart",
+  ]);
+});
+
+Deno.test("a log holding more than --history reports the events cut at load as a gap", async () => {
+  const log = new MemoryEventLog({ history: 10 });
+  const first = await openStore({ history: 10 }, log);
+  const alice = await session(first, "alice");
+  await first.join(alice, "lobby");
+  for (let i = 1; i <= 8; i++) await first.send(alice, "lobby", `m${i}`, undefined);
+
+  const second = await openStore({ history: 5 }, log);
+  const alice2 = second.authenticate(alice.token)!;
+  const answer = body(pollNow(second, alice2, "1"));
+  assert.equal(answer.gap, true);
+  assert.deepEqual(answer.events.map((e) => e.text), ["m4", "m5", "m6", "m7", "m8"]);
+  assert.equal(body(pollNow(second, alice2, "3")).gap, true);
+  assert.equal(body(pollNow(second, alice2, "4")).gap, undefined, "m3 (id 4) was seen");
+});
+
+/** A memory log whose writes fail while `failing` is set, as a full disk or lost connection would. */
+class FlakyLog extends MemoryEventLog {
+  failing = false;
+  override append(events: NewEvent[]): Promise<StoredEvent[]> {
+    return this.failing ? Promise.reject(new StorageError("disk full")) : super.append(events);
+  }
+  override putSession(stored: StoredSession): Promise<void> {
+    return this.failing ? Promise.reject(new StorageError("disk full")) : super.putSession(stored);
+  }
+}
+
+Deno.test("a failing log answers 503 store_unavailable and changes nothing", async () => {
+  const log = new FlakyLog({ history: 100 });
+  const store = await openStore({}, log);
+  const alice = await session(store, "alice");
+  await store.join(alice, "lobby");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  log.failing = true;
+  await rejectsWith(store.createSession("bob", "127.0.0.1"), 503, "store_unavailable");
+  await rejectsWith(store.send(alice, "lobby", "lost?", "c-1"), 503, "store_unavailable");
+  await rejectsWith(store.join(alice, "dev"), 503, "store_unavailable");
+  assert.equal(store.gauges.sessions, 1);
+  assert.deepEqual(store.listRooms(), [{ name: "lobby", members: 1 }]);
+  assert.deepEqual(body(pollNow(store, alice, cursor)).events, []);
+
+  log.failing = false;
+  assert.ok(await session(store, "bob"), "the nick of a failed session is free");
+  const retried = await store.send(alice, "lobby", "lost?", "c-1");
+  assert.equal(retried.created, true, "a failed send is no send: its retry stores the message");
+  assert.deepEqual(summary(body(pollNow(store, alice, cursor)).events), [
+    "message lobby alice lost?",
+  ]);
+});
+
+Deno.test("an aborted poll is forgotten at once and answers no events", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  await store.join(alice, "lobby");
+  const abort = new AbortController();
+  const waiting = store.poll(alice, null, 30, abort.signal);
+  assert.ok(waiting instanceof Promise);
+  assert.equal(store.gauges.waitingPolls, 1);
+  assert.equal(alice.openPolls, 1);
+  abort.abort();
+  assert.equal(store.gauges.waitingPolls, 0);
+  assert.equal(alice.openPolls, 0);
+  assert.deepEqual(body(await waiting).events, []);
+  // A poll whose signal is already aborted does not wait at all.
+  const late = store.poll(alice, null, 30, AbortSignal.abort());
+  assert.ok(!(late instanceof Promise));
+  assert.equal(store.gauges.waitingPolls, 0);
+});
+
+Deno.test("waiting polls with the same rooms and cursor share one encoded answer", async () => {
+  const store = await openStore();
+  const sessions = await Promise.all(["a", "b", "c"].map((nick) => session(store, nick)));
+  for (const s of sessions) await store.join(s, "lobby");
+  const cursor = body(pollNow(store, sessions[0]!, null)).cursor;
+  const signal = new AbortController().signal;
+  const polls = sessions.map((s) => store.poll(s, cursor, 30, signal) as Promise<PollAnswer>);
+  await store.send(sessions[0]!, "lobby", "hi all", undefined);
+  const answers = await Promise.all(polls);
+  assert.equal(answers[1]!.body, answers[0]!.body);
+  assert.equal(answers[2]!.body, answers[0]!.body);
+  assert.deepEqual(summary(body(answers[0]!).events), ["message lobby a hi all"]);
+  assert.equal(store.counters.delivered, 3);
+});
+
+Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  await store.join(alice, "lobby");
+  const waiting = store.poll(alice, null, 30, new AbortController().signal);
+  assert.ok(waiting instanceof Promise);
+  store.shutdown();
+  assert.equal(store.draining, true);
+  const answer = await waiting;
+  assert.equal(answer.close, true);
+  assert.equal(answer.count, 0);
+  const later = store.poll(alice, null, 30, new AbortController().signal);
+  assert.ok(!(later instanceof Promise), "a poll during shutdown waited");
+  assert.equal(later.close, true);
+});
+
+Deno.test("sweep expires sessions absent for the grace, not those with an open poll", async () => {
+  const clock = new FakeClock();
+  const store = await openStore({ now: clock.now, presenceGrace: 10 });
+  const idle = await session(store, "idle");
+  const polling = await session(store, "polling");
+  const busy = await session(store, "busy");
+  for (const s of [idle, polling, busy]) await store.join(s, "lobby");
+  const abort = new AbortController();
+  const waiting = store.poll(polling, null, 30, abort.signal);
+  clock.advance(9_000);
+  assert.ok(store.authenticate(busy.token));
+  clock.advance(1_000);
+  await store.sweep();
+  assert.equal(store.authenticate(idle.token), null);
+  assert.ok(store.authenticate(polling.token));
+  assert.ok(store.authenticate(busy.token));
+  abort.abort();
+  await waiting;
+});

@@ -1,0 +1,252 @@
+/** The command line: DESIGN.md's configuration table, bad values, and --help. */
+import assert from "node:assert/strict";
+import {
+  type Config,
+  ConfigError,
+  FLAGS,
+  parseCommand,
+  parseStoreUrl,
+  usage,
+} from "../lib/config.ts";
+
+function serve(args: string[]): Config {
+  const command = parseCommand(args);
+  assert.equal(command.kind, "serve");
+  return (command as { kind: "serve"; config: Config }).config;
+}
+
+Deno.test("parseCommand defaults equal DESIGN.md's configuration table", () => {
+  assert.deepEqual(serve([]), {
+    host: "0.0.0.0",
+    port: 8080,
+    store: { kind: "sqlite", path: "parley.db" },
+    history: 1000,
+    maxMessage: 2000,
+    maxBody: 65536,
+    maxHeader: 16384,
+    maxTarget: 8192,
+    headerTimeout: 10,
+    bodyTimeout: 30,
+    idleTimeout: 75,
+    maxConns: 10000,
+    maxConnsPerIp: 0,
+    presenceGrace: 60,
+    sessionRate: { tokens: 30, periodMs: 60_000 },
+    sendRate: { tokens: 10, periodMs: 1000 },
+    shutdownTimeout: 10,
+    logLevel: "info",
+    logFormat: "text",
+    trustProxy: false,
+  });
+});
+
+Deno.test("parseCommand takes every flag, in both --flag value and --flag=value form", () => {
+  const config = serve([
+    "--host=127.0.0.1",
+    "--port",
+    "0",
+    "--store",
+    "memory",
+    "--history=5",
+    "--max-message",
+    "10",
+    "--max-body",
+    "100",
+    "--max-header",
+    "4096",
+    "--max-target",
+    "1024",
+    "--header-timeout",
+    "1.5",
+    "--body-timeout",
+    "2",
+    "--idle-timeout",
+    "3",
+    "--max-conns",
+    "7",
+    "--max-conns-per-ip",
+    "2",
+    "--presence-grace",
+    "0.25",
+    "--session-rate",
+    "2/min",
+    "--send-rate",
+    "0",
+    "--shutdown-timeout",
+    "4",
+    "--log-level",
+    "debug",
+    "--log-format",
+    "json",
+    "--trust-proxy",
+  ]);
+  assert.deepEqual(config, {
+    host: "127.0.0.1",
+    port: 0,
+    store: { kind: "memory" },
+    history: 5,
+    maxMessage: 10,
+    maxBody: 100,
+    maxHeader: 4096,
+    maxTarget: 1024,
+    headerTimeout: 1.5,
+    bodyTimeout: 2,
+    idleTimeout: 3,
+    maxConns: 7,
+    maxConnsPerIp: 2,
+    presenceGrace: 0.25,
+    sessionRate: { tokens: 2, periodMs: 60_000 },
+    sendRate: { tokens: 0, periodMs: 1000 },
+    shutdownTimeout: 4,
+    logLevel: "debug",
+    logFormat: "json",
+    trustProxy: true,
+  });
+  assert.deepEqual(
+    serve(["--port", "65535", "--port", "1"]).port,
+    1,
+    "the last of a repeated flag wins",
+  );
+});
+
+Deno.test("rates take seconds, minutes and hours", () => {
+  assert.deepEqual(serve(["--send-rate", "5/s"]).sendRate, { tokens: 5, periodMs: 1000 });
+  assert.deepEqual(serve(["--send-rate", "5/sec"]).sendRate, { tokens: 5, periodMs: 1000 });
+  assert.deepEqual(serve(["--send-rate", "5/m"]).sendRate, { tokens: 5, periodMs: 60_000 });
+  assert.deepEqual(serve(["--session-rate", "100/h"]).sessionRate, {
+    tokens: 100,
+    periodMs: 3_600_000,
+  });
+  assert.equal(serve(["--session-rate", "0"]).sessionRate.tokens, 0);
+});
+
+Deno.test("--store takes memory, sqlite:PATH and redis://HOST:PORT/DB", () => {
+  assert.deepEqual(parseStoreUrl("memory"), { kind: "memory" });
+  assert.deepEqual(parseStoreUrl("sqlite:/var/lib/parley.db"), {
+    kind: "sqlite",
+    path: "/var/lib/parley.db",
+  });
+  assert.deepEqual(parseStoreUrl("redis://cache:6380/2"), {
+    kind: "redis",
+    hostname: "cache",
+    port: 6380,
+    db: 2,
+  });
+  assert.deepEqual(parseStoreUrl("redis://cache"), {
+    kind: "redis",
+    hostname: "cache",
+    port: 6379,
+    db: 0,
+  });
+});
+
+Deno.test("a lower --max-header alone lowers the default --max-target with it", () => {
+  const config = serve(["--max-header", "1024"]);
+  assert.equal(config.maxHeader, 1024);
+  assert.equal(config.maxTarget, 1024);
+  assert.equal(serve(["--max-header", "65536"]).maxTarget, 8192);
+});
+
+Deno.test("every bad flag value is a ConfigError with one line naming the flag", () => {
+  const bad: [string[], string][] = [
+    [["--host", ""], "--host"],
+    [["--host", "a b"], "--host"],
+    [["--port", "x"], "--port"],
+    [["--port", "65536"], "--port"],
+    [["--port", "-1"], "--port"],
+    [["--port", "80.5"], "--port"],
+    [["--port", ""], "--port"],
+    [["--port", "1e3"], "--port"],
+    [["--store", "postgres://db"], "--store"],
+    [["--store", "sqlite:"], "--store"],
+    [["--store", "redis://"], "--store"],
+    [["--store", "redis://host:99999"], "port"],
+    [["--store", "redis://host:6379/x"], "--store"],
+    [["--history", "0"], "--history"],
+    [["--history", "many"], "--history"],
+    [["--max-message", "0"], "--max-message"],
+    [["--max-body", "10"], "--max-body"],
+    [["--max-header", "100"], "--max-header"],
+    [["--max-target", "8"], "--max-target"],
+    [["--max-header", "1024", "--max-target", "2048"], "--max-target"],
+    [["--header-timeout", "0"], "--header-timeout"],
+    [["--body-timeout", "-5"], "--body-timeout"],
+    [["--idle-timeout", "soon"], "--idle-timeout"],
+    [["--max-conns", "0"], "--max-conns"],
+    [["--max-conns-per-ip", "-1"], "--max-conns-per-ip"],
+    [["--presence-grace", "0"], "--presence-grace"],
+    [["--presence-grace", "1m"], "--presence-grace"],
+    [["--session-rate", "10"], "--session-rate"],
+    [["--session-rate", "10/day"], "--session-rate"],
+    [["--send-rate", "fast"], "--send-rate"],
+    [["--send-rate", "-1/s"], "--send-rate"],
+    [["--shutdown-timeout", "x"], "--shutdown-timeout"],
+    [["--log-level", "verbose"], "--log-level"],
+    [["--log-format", "xml"], "--log-format"],
+    [["--trust-proxy=yes"], "--trust-proxy"],
+    [["--port"], "--port"],
+    [["--nope"], "--nope"],
+    [["-p", "80"], "-p"],
+    [["serve"], "serve"],
+  ];
+  for (const [args, mention] of bad) {
+    assert.throws(
+      () => parseCommand(args),
+      (error: Error) => {
+        assert.ok(error instanceof ConfigError, `${args.join(" ")}: ${error}`);
+        assert.ok(!error.message.includes("\n"), `${args.join(" ")}: more than one line`);
+        assert.ok(error.message.includes(mention), `${args.join(" ")}: "${error.message}"`);
+        return true;
+      },
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("--help and --version win over other flags", () => {
+  assert.deepEqual(parseCommand(["--help"]), { kind: "help" });
+  assert.deepEqual(parseCommand(["--port", "1", "--help"]), { kind: "help" });
+  assert.deepEqual(parseCommand(["--version"]), { kind: "version" });
+});
+
+Deno.test("the --help text lists every flag with its default", () => {
+  const text = usage("9.9.9");
+  assert.match(text, /9\.9\.9/);
+  const documented: Record<string, string> = {
+    host: "0.0.0.0",
+    port: "8080",
+    store: "sqlite:parley.db",
+    history: "1000",
+    "max-message": "2000",
+    "max-body": "65536",
+    "max-header": "16384",
+    "max-target": "8192",
+    "header-timeout": "10",
+    "body-timeout": "30",
+    "idle-timeout": "75",
+    "max-conns": "10000",
+    "max-conns-per-ip": "0",
+    "presence-grace": "60",
+    "session-rate": "30/min",
+    "send-rate": "10/s",
+    "shutdown-timeout": "10",
+    "log-level": "info",
+    "log-format": "text",
+    "trust-proxy": "off",
+  };
+  assert.deepEqual(
+    Object.keys(FLAGS).sort(),
+    Object.keys(documented).filter((f) => f !== "trust-proxy").sort(),
+  );
+  const lines = text.split("\n");
+  for (const [flag, value] of Object.entries(documented)) {
+    const line = lines.find((l) =>
+      l.trimStart().startsWith(`--${flag} `) || l.trim() === `--${flag}`
+    );
+    assert.ok(line, `--help does not list --${flag}`);
+    assert.ok(line.includes(`(default: ${value})`), `--${flag} shows no default ${value}: ${line}`);
+  }
+  for (const flag of ["--help", "--version"]) {
+    assert.ok(lines.some((l) => l.trimStart().startsWith(flag)));
+  }
+});

@@ -1,0 +1,136 @@
+/** The CLI as users run it: `deno run -A main.ts …` in a subprocess. */
+import assert from "node:assert/strict";
+import denoJson from "../deno.json" with { type: "json" };
+import { FLAGS } from "../lib/config.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Runs main.ts to completion with `args`. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+function lines(text: string): string[] {
+  return text.split("\n").filter((line) => line !== "");
+}
+
+Deno.test("--help exits 0 and lists every flag", async () => {
+  const { code, stdout, stderr } = await run(["--help"]);
+  assert.equal(code, 0);
+  assert.equal(stderr, "");
+  for (const flag of [...Object.keys(FLAGS), "trust-proxy", "help", "version"]) {
+    assert.match(stdout, new RegExp(`--${flag}\\b`), `--help does not list --${flag}`);
+  }
+});
+
+Deno.test("--version prints the version and exits 0", async () => {
+  const { code, stdout } = await run(["--version"]);
+  assert.equal(code, 0);
+  assert.equal(stdout.trim(), `parley ${denoJson.version}`);
+});
+
+Deno.test("a bad flag value prints exactly one line on stderr and exits 2", async () => {
+  for (const args of [["--port", "x"], ["--send-rate", "fast"], ["--store", "nowhere"]]) {
+    const { code, stdout, stderr } = await run(args);
+    assert.equal(code, 2, args.join(" "));
+    assert.equal(stdout, "");
+    assert.equal(lines(stderr).length, 1, `more than one line: ${stderr}`);
+    assert.ok(stderr.includes(args[0]!), stderr);
+  }
+});
+
+Deno.test("an unknown flag exits 2", async () => {
+  const { code, stderr } = await run(["--colour", "blue"]);
+  assert.equal(code, 2);
+  assert.equal(lines(stderr).length, 1);
+  assert.match(stderr, /--colour/);
+});
+
+Deno.test("a port already in use is a clear message and exit 1", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (taken.addr as Deno.NetAddr).port;
+  const { code, stderr } = await run([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--store",
+    "memory",
+  ]);
+  assert.equal(code, 1);
+  assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port}`));
+  assert.match(stderr, /already in use/);
+});
+
+Deno.test("a store that cannot open is a clear message and exit 1", async () => {
+  const { code, stderr } = await run([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--store",
+    "sqlite:/nonexistent-dir/parley/x.db",
+  ]);
+  assert.equal(code, 1);
+  assert.equal(lines(stderr).length, 1, stderr);
+  assert.match(stderr, /^parley: .*nonexistent-dir/);
+});
+
+Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTERM", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--host", "127.0.0.1", "--port", "0", "--store", "memory"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let log = "";
+  let terminated = false;
+  try {
+    let url: string | undefined;
+    const deadline = Date.now() + 10_000;
+    while (url === undefined && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+      url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1];
+    }
+    assert.ok(url, `no start line in: ${log}`);
+    assert.doesNotMatch(url, /:0$/, "the start line shows the bound port, not 0");
+
+    const res = await fetch(`${url}/healthz`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { status: "ok" });
+
+    child.kill("SIGTERM");
+    terminated = true;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      log += value;
+    }
+    const status = await child.status;
+    assert.equal(status.code, 0, log);
+    assert.match(log, /shutting down/);
+    assert.match(log, /stopped/);
+    assert.doesNotMatch(log, /ERROR/);
+  } finally {
+    if (!terminated) child.kill("SIGKILL");
+    await reader.cancel().catch(() => {});
+    await child.status;
+  }
+});
