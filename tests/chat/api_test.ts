@@ -537,9 +537,6 @@ serverTest(
 
 Deno.test({
   name: "a body over --max-body has the contract's error code too_large",
-  // lib/http/parser.ts answers 413 with code "body_too_large"; DESIGN.md promises "too_large".
-  // The parser belongs to lib/http; un-ignore once it uses the contract's code.
-  ignore: true,
   fn: () =>
     withServer({ flags: ["--max-body", "100"] }, async (_app, client) => {
       const alice = await client.session("alice");
