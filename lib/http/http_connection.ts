@@ -83,7 +83,8 @@ export class HttpConnection implements ConnectionHandler {
   onEnd(): void {
     this.#closing = true;
     if (this.#pending.length === 0) {
-      this.conn.close();
+      // The last answer may still be queued or half written: end() sends it before closing.
+      this.conn.end();
       return;
     }
     for (const slot of this.#pending) slot.abort?.abort();

@@ -52,14 +52,20 @@ export class Router {
   /** Answers a request with its route's handler; throws HttpError 404/405/400. */
   handle(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
     const parts = req.path.split("/").slice(1);
+    // Routes of the same shape can share a path (`/things/:id`, `/things/new`): 405 only when
+    // none of them has the method, with the methods of all of them in Allow.
+    let allow: string[] | null = null;
     for (const route of this.#routes) {
       const params = match(route, parts);
       if (!params) continue;
       const handler = route.methods.get(req.method) ??
         (req.method === "HEAD" ? route.methods.get("GET") : undefined);
       if (handler) return handler(req, params);
-      const allow = [...route.methods.keys()];
-      if (allow.includes("GET")) allow.push("HEAD");
+      allow ??= [];
+      for (const method of route.methods.keys()) if (!allow.includes(method)) allow.push(method);
+    }
+    if (allow) {
+      if (allow.includes("GET") && !allow.includes("HEAD")) allow.push("HEAD");
       throw new HttpError(
         STATUS.MethodNotAllowed,
         "method_not_allowed",

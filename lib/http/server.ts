@@ -86,15 +86,22 @@ export class HttpServer {
       hostname: this.#options.hostname ?? "0.0.0.0",
       port: this.#options.port ?? 8080,
     });
-    const refusal = serializeResponse(
-      errorResponse(
-        new HttpError(STATUS.ServiceUnavailable, "too_many_connections", "Too many connections; try again shortly", {
-          close: true,
-          headers: { "Retry-After": "1" },
-        }),
+    const tooMany = errorResponse(
+      new HttpError(
+        STATUS.ServiceUnavailable,
+        "too_many_connections",
+        "Too many connections; try again shortly",
+        { close: true, headers: { "Retry-After": "1" } },
       ),
-      { version: "HTTP/1.1", keepAlive: false, head: false, now: Date.now() },
     );
+    // Serialized per refusal, so its Date is the server's current time (a few hundred bytes).
+    const refusal = () =>
+      serializeResponse(tooMany, {
+        version: "HTTP/1.1",
+        keepAlive: false,
+        head: false,
+        now: this.#ctx.now(),
+      });
     this.#listener = new Listener(
       raw,
       this.#selector,

@@ -102,7 +102,11 @@ export class Connection implements Selectable {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
     this.#queued += bytes.byteLength;
-    if (!this.#writing) this.#flush();
+    if (!this.#writing) {
+      // Start on a microtask, so everything written in this tick goes out as one write.
+      this.#writing = true;
+      queueMicrotask(() => this.#flush());
+    }
   }
 
   /** Resolves when everything queued so far is written (or the connection closed). */
@@ -155,6 +159,8 @@ export class Connection implements Selectable {
   onReadable(): void {
     const result = this.#readResult;
     this.#readResult = null;
+    // Only now is the buffer free for the next read (see #settle).
+    this.#reading = false;
     if (this.#closed) return;
     if (result === null || result instanceof Error) {
       if (this.#ending) return this.close();
@@ -183,7 +189,8 @@ export class Connection implements Selectable {
   }
 
   #settle(result: number | null | Error): void {
-    this.#reading = false;
+    // #reading stays true until onReadable() took the result: a read armed before that (by a
+    // write finishing, resume() or end()) would overwrite the unread buffer and result.
     this.#readResult = result;
     this.#selector.ready(this);
   }

@@ -32,7 +32,7 @@ export class Listener implements Selectable {
   #limits: ListenerLimits;
   #callbacks: ListenerCallbacks;
   #connOptions: ConnectionOptions;
-  #refusal: Uint8Array;
+  #refusal: Uint8Array | (() => Uint8Array);
   #result: Deno.Conn | Error | null = null;
   #perIp = new Map<string, number>();
   #open = 0;
@@ -45,7 +45,8 @@ export class Listener implements Selectable {
     selector: Selector,
     limits: ListenerLimits,
     callbacks: ListenerCallbacks,
-    refusal: Uint8Array,
+    /** The bytes a refused connection gets, or a function making them (fresh `Date`). */
+    refusal: Uint8Array | (() => Uint8Array),
     connOptions: ConnectionOptions = {},
   ) {
     this.#listener = listener;
@@ -105,8 +106,12 @@ export class Listener implements Selectable {
       return;
     }
     this.#backoff = 0;
-    if (result) this.#admit(result);
-    this.#arm();
+    try {
+      if (result) this.#admit(result);
+    } finally {
+      // Re-arm even if a callback threw: one bad connection must not stop all accepting.
+      this.#arm();
+    }
   }
 
   #admit(raw: Deno.Conn): void {
@@ -123,7 +128,7 @@ export class Listener implements Selectable {
       // Refused connections hold a descriptor only while the 503 is written and lingers.
       conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
       conn.start();
-      conn.write(this.#refusal);
+      conn.write(typeof this.#refusal === "function" ? this.#refusal() : this.#refusal);
       conn.end();
       return;
     }
@@ -136,7 +141,13 @@ export class Listener implements Selectable {
       else this.#perIp.set(ip, n);
     };
     conn.onClosed(release);
-    this.#callbacks.onConnection(conn);
+    try {
+      this.#callbacks.onConnection(conn);
+    } catch (error) {
+      // Not started, so nothing else would ever close it or give its slot back.
+      conn.close();
+      throw error;
+    }
     conn.start();
   }
 

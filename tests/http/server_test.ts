@@ -1,0 +1,873 @@
+import assert from "node:assert/strict";
+import { HttpError, STATUS } from "../../lib/http/errors.ts";
+import { PARSE_ERROR } from "../../lib/http/parser.ts";
+import { jsonResponse } from "../../lib/http/response.ts";
+import { Router } from "../../lib/http/router.ts";
+import { HttpServer, type HttpServerOptions } from "../../lib/http/server.ts";
+import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
+import { until, within } from "../net/_pair.ts";
+import {
+  exchange,
+  ManualClock,
+  parseAll,
+  RawClient,
+  type RawResponse,
+  withHttpServer,
+} from "./_raw.ts";
+
+const decoder = new TextDecoder();
+/** Seconds, as HttpServer takes them. */
+const TIMEOUTS = { header: 5, body: 10, idle: 20 } as const;
+const BIG = "x".repeat(8 << 20);
+
+/** The test application: a router with small handlers, and hooks into the slow ones. */
+class TestApp {
+  readonly router = new Router();
+  readonly errors: unknown[] = [];
+  /** Requests to /slow waiting for `release()`, oldest first. */
+  readonly waiting: { req: HttpRequest; resolve: (res: HttpResponse) => void }[] = [];
+  calls = 0;
+
+  constructor() {
+    this.router
+      .get("/hello", () => jsonResponse(STATUS.OK, { hello: "world" }))
+      .get("/info", (req) =>
+        jsonResponse(STATUS.OK, {
+          method: req.method,
+          path: req.path,
+          query: Object.fromEntries(req.query),
+          version: req.version,
+          host: req.headers.get("host") ?? null,
+          remoteAddr: req.remoteAddr,
+        }))
+      .post("/echo", (req) => ({
+        status: STATUS.OK,
+        headers: { "Content-Type": "application/octet-stream" },
+        body: req.body,
+      }))
+      .get("/empty", () => ({ status: STATUS.NoContent }))
+      .get("/big", () => ({ status: STATUS.OK, body: BIG }))
+      .get("/slow", (req) => new Promise((resolve) => this.waiting.push({ req, resolve })))
+      .get("/boom", () => {
+        throw new Error("handler bug");
+      })
+      .get("/async-boom", async () => {
+        await Promise.resolve();
+        throw new Error("async handler bug");
+      })
+      .get("/teapot", () => {
+        throw new HttpError(STATUS.Conflict, "nick_taken", "That nick is taken");
+      })
+      .post("/items", () => jsonResponse(STATUS.Created, {}))
+      .delete("/items", () => ({ status: STATUS.NoContent }));
+  }
+
+  handler = (req: HttpRequest) => {
+    this.calls++;
+    return this.router.handle(req);
+  };
+
+  /** Answers the oldest waiting /slow request. */
+  release(body = "slow"): void {
+    const waiter = this.waiting.shift();
+    if (!waiter) throw new Error("No /slow request is waiting");
+    waiter.resolve(jsonResponse(STATUS.OK, { body }));
+  }
+}
+
+/** Starts a server with the test app and a manual clock, runs `fn`, closes it. */
+async function withApp(
+  options: HttpServerOptions,
+  fn: (
+    ctx: { app: TestApp; server: HttpServer; port: number; clock: ManualClock },
+  ) => Promise<void>,
+): Promise<void> {
+  const app = new TestApp();
+  const clock = new ManualClock();
+  await withHttpServer(app.handler, {
+    now: clock.now,
+    timeouts: TIMEOUTS,
+    onError: (error) => app.errors.push(error),
+    ...options,
+  }, (server, port) => fn({ app, server, port, clock }));
+}
+
+/** Runs `fn` with a connected raw client, closed afterwards. */
+async function withClient(port: number, fn: (client: RawClient) => Promise<void>): Promise<void> {
+  const client = await RawClient.connect(port);
+  try {
+    await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+function json(res: RawResponse): unknown {
+  return JSON.parse(res.body);
+}
+
+/** Checks the contract's error shape and returns the code. */
+function errorCode(res: RawResponse): string {
+  assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8");
+  const body = json(res) as { error: { code: string; message: string } };
+  assert.deepEqual(Object.keys(body), ["error"]);
+  assert.deepEqual(Object.keys(body.error).sort(), ["code", "message"]);
+  assert.match(body.error.code, /^[a-z0-9_]+$/);
+  assert.ok(body.error.message.length > 0);
+  return body.error.code;
+}
+
+/** Sends `request` on a new connection; expects exactly one response and then a close. */
+async function oneAndClose(port: number, request: string): Promise<RawResponse> {
+  const { text, closed } = await exchange(port, request);
+  assert.equal(closed, true, `the server should close after: ${JSON.stringify(text)}`);
+  const responses = parseAll(text);
+  assert.equal(responses.length, 1, `one response expected, got ${JSON.stringify(text)}`);
+  assert.equal(responses[0]!.headers.get("connection"), "close");
+  return responses[0]!;
+}
+
+// --- Basic exchange ------------------------------------------------------------------------
+
+Deno.test("server answers a GET with status, Date, Content-Length and a JSON body", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.1\r\nHost: example.test\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("date"), "Thu, 01 Jan 2026 00:00:00 GMT");
+      assert.equal(res.headers.get("content-length"), String(res.body.length));
+      assert.equal(res.headers.get("content-type"), "application/json; charset=utf-8");
+      assert.equal(res.headers.get("cache-control"), "no-store");
+      assert.equal(res.headers.has("connection"), false);
+      assert.deepEqual(json(res), { hello: "world" });
+      assert.equal(await client.quiet(30), true, "a 1.1 connection stays open");
+    });
+  });
+});
+
+Deno.test("server puts a Date on every response, from its clock", async () => {
+  await withApp({}, async ({ port, clock }) => {
+    clock.advance(86_400_000 + 3_723_000);
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /nope HTTP/1.1\r\nHost: a\r\n\r\nGET /empty HTTP/1.1\r\nHost: a\r\n\r\n",
+      );
+      const notFound = await client.readResponse();
+      const empty = await client.readResponse();
+      for (const res of [notFound, empty]) {
+        assert.equal(res.headers.get("date"), "Fri, 02 Jan 2026 01:02:03 GMT");
+      }
+    });
+    const refused = await oneAndClose(port, "GET / HTTP/2.0\r\n\r\n");
+    assert.equal(refused.headers.get("date"), "Fri, 02 Jan 2026 01:02:03 GMT");
+  });
+});
+
+Deno.test("server gives the handler method, path, query, version and peer address", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /info?room=a%20b&x=1 HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      assert.deepEqual(json(await client.readResponse()), {
+        method: "GET",
+        path: "/info",
+        query: { room: "a b", x: "1" },
+        version: "HTTP/1.1",
+        host: "h:1",
+        remoteAddr: "127.0.0.1",
+      });
+      // absolute-form targets are reduced to path and query.
+      await client.send("GET http://h:1/info?y=2 HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      const res = json(await client.readResponse()) as { path: string; query: unknown };
+      assert.equal(res.path, "/info");
+      assert.deepEqual(res.query, { y: "2" });
+    });
+  });
+});
+
+// --- Host and framing -----------------------------------------------------------------------
+
+Deno.test("server answers an HTTP/1.1 request without Host with 400 and closes", async () => {
+  await withApp({}, async ({ port, app }) => {
+    const res = await oneAndClose(port, "GET /hello HTTP/1.1\r\n\r\n");
+    assert.equal(res.status, 400);
+    assert.equal(errorCode(res), PARSE_ERROR.InvalidHost);
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server answers a request with two Host fields with 400 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    const res = await oneAndClose(port, "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    assert.equal(res.status, 400);
+    assert.equal(errorCode(res), PARSE_ERROR.InvalidHost);
+    const same = await oneAndClose(port, "GET /hello HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n");
+    assert.equal(same.status, 400);
+  });
+});
+
+Deno.test("server answers an invalid Host value with 400 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    for (const host of ["a b", "a/b", "a:port", "a@b"]) {
+      const res = await oneAndClose(port, `GET /hello HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      assert.equal(res.status, 400, host);
+      assert.equal(errorCode(res), PARSE_ERROR.InvalidHost);
+    }
+  });
+});
+
+Deno.test("server accepts HTTP/1.0 without Host", async () => {
+  await withApp({}, async ({ port }) => {
+    const res = await oneAndClose(port, "GET /info HTTP/1.0\r\n\r\n");
+    assert.equal(res.status, 200);
+    assert.equal((json(res) as { host: unknown }).host, null);
+  });
+});
+
+Deno.test("server answers Content-Length with Transfer-Encoding with 400 and closes", async () => {
+  await withApp({}, async ({ port, app }) => {
+    // The second request hidden in the body must never be seen as one.
+    const res = await oneAndClose(
+      port,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n" +
+        "0\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert.equal(res.status, 400);
+    assert.equal(errorCode(res), PARSE_ERROR.ConflictingLength);
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server answers conflicting or malformed Content-Length with 400 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    for (
+      const field of [
+        "Content-Length: 3\r\nContent-Length: 4",
+        "Content-Length: -1",
+        "Content-Length: 0x10",
+      ]
+    ) {
+      const res = await oneAndClose(port, `POST /echo HTTP/1.1\r\nHost: a\r\n${field}\r\n\r\nabcd`);
+      assert.equal(res.status, 400, field);
+      const codes: string[] = [PARSE_ERROR.InvalidContentLength, PARSE_ERROR.ConflictingLength];
+      assert.ok(codes.includes(errorCode(res)), field);
+    }
+  });
+});
+
+Deno.test("server answers an unknown transfer coding with 501 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    const res = await oneAndClose(
+      port,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    );
+    assert.equal(res.status, 501);
+    assert.equal(errorCode(res), PARSE_ERROR.UnsupportedTransferCoding);
+  });
+});
+
+Deno.test("server decodes a chunked body and answers a malformed one with 400", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          "5\r\nhello\r\n1;ext=1\r\n \r\n5\r\nworld\r\n0\r\nTrailer: x\r\n\r\n",
+      );
+      const res = await client.readResponse();
+      assert.equal(res.status, 200);
+      assert.equal(res.body, "hello world");
+    });
+    const bad = await oneAndClose(
+      port,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    );
+    assert.equal(bad.status, 400);
+    assert.equal(errorCode(bad), PARSE_ERROR.InvalidChunk);
+  });
+});
+
+Deno.test("server answers a malformed request line with 400 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    for (
+      const line of [
+        "GET /hello",
+        "GET  /hello HTTP/1.1",
+        "G(T /hello HTTP/1.1",
+        "GET hello HTTP/1.1",
+      ]
+    ) {
+      const res = await oneAndClose(port, `${line}\r\nHost: a\r\n\r\n`);
+      assert.equal(res.status, 400, line);
+      assert.equal(errorCode(res), PARSE_ERROR.BadRequestLine);
+    }
+  });
+});
+
+Deno.test("server answers a malformed header field with 400 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    for (const field of ["X-A : 1", "X A: 1", " folded", "X-A: a\x00b", "NoColon"]) {
+      const res = await oneAndClose(port, `GET /hello HTTP/1.1\r\nHost: a\r\n${field}\r\n\r\n`);
+      assert.equal(res.status, 400, JSON.stringify(field));
+      assert.equal(errorCode(res), PARSE_ERROR.InvalidHeader);
+    }
+  });
+});
+
+// --- Limits ---------------------------------------------------------------------------------
+
+Deno.test("server answers a request-target over the limit with 414 and closes", async () => {
+  await withApp({ limits: { maxTarget: 64 } }, async ({ port }) => {
+    const ok = `/info?q=${"a".repeat(64 - 8)}`;
+    await withClient(port, async (client) => {
+      await client.send(`GET ${ok} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      assert.equal((await client.readResponse()).status, 200);
+    });
+    const res = await oneAndClose(port, `GET ${ok}b HTTP/1.1\r\nHost: a\r\n\r\n`);
+    assert.equal(res.status, 414);
+    assert.equal(errorCode(res), PARSE_ERROR.TargetTooLong);
+  });
+});
+
+Deno.test("server answers a header block over the limit with 431 and closes", async () => {
+  await withApp({ limits: { maxHeader: 512 } }, async ({ port }) => {
+    const res = await oneAndClose(
+      port,
+      `GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(600)}\r\n\r\n`,
+    );
+    assert.equal(res.status, 431);
+    assert.equal(errorCode(res), PARSE_ERROR.HeaderTooLarge);
+    // Many small fields count together.
+    const many = Array.from({ length: 60 }, (_, i) => `X-${i}: v\r\n`).join("");
+    const res2 = await oneAndClose(port, `GET /hello HTTP/1.1\r\nHost: a\r\n${many}\r\n`);
+    assert.equal(res2.status, 431);
+  });
+});
+
+Deno.test("server answers a header block over the limit with 431 before it ends", async () => {
+  await withApp({ limits: { maxHeader: 512 } }, async ({ port }) => {
+    await withClient(port, async (client) => {
+      // No CRLF yet: the server must not wait for one that may never come.
+      await client.send(`GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(2000)}`);
+      const res = await client.readResponse();
+      assert.equal(res.status, 431);
+      assert.equal(await client.waitEof(), true);
+    });
+  });
+});
+
+Deno.test("server answers a body over the limit with 413 without reading it", async () => {
+  await withApp({ limits: { maxBody: 1024 } }, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      // Only the head: the answer must not wait for the body.
+      await client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 413);
+      assert.equal(errorCode(res), PARSE_ERROR.BodyTooLarge);
+      assert.equal(res.headers.get("connection"), "close");
+      assert.equal(await client.waitEof(), true);
+    });
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server's 413 reaches a client that keeps sending its body (lingering close)", async () => {
+  await withApp({ limits: { maxBody: 1024 } }, async ({ port }) => {
+    await withClient(port, async (client) => {
+      const body = new Uint8Array(4 << 20).fill(97);
+      const head = new TextEncoder().encode(
+        `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      // Not awaited first: the server answers while megabytes are still unread on its side.
+      const upload = client.send(head).then(() => client.send(body)).catch((e) => e);
+      const res = await client.readResponse();
+      assert.equal(res.status, 413);
+      assert.equal(await client.waitEof(), true);
+      assert.equal(await upload, undefined, "the upload is drained, not reset");
+    });
+  });
+});
+
+Deno.test("server answers a chunked body over the limit with 413 and closes", async () => {
+  await withApp({ limits: { maxBody: 16 } }, async ({ port }) => {
+    const res = await oneAndClose(
+      port,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nx\r\n0\r\n\r\n",
+    );
+    assert.equal(res.status, 413);
+    assert.equal(errorCode(res), PARSE_ERROR.BodyTooLarge);
+  });
+});
+
+Deno.test("server answers an unsupported HTTP version with 505 and closes", async () => {
+  await withApp({}, async ({ port }) => {
+    for (const version of ["HTTP/2.0", "HTTP/1.2", "HTTP/0.9"]) {
+      const res = await oneAndClose(port, `GET /hello ${version}\r\nHost: a\r\n\r\n`);
+      assert.equal(res.status, 505, version);
+      assert.equal(errorCode(res), PARSE_ERROR.VersionNotSupported);
+    }
+  });
+});
+
+// --- Protocol features ----------------------------------------------------------------------
+
+Deno.test("server answers Expect: 100-continue with 100 on HTTP/1.1", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+      );
+      const interim = await client.readResponse();
+      assert.equal(interim.status, 100);
+      assert.equal(interim.lines.length, 0);
+      await client.send("hello");
+      const res = await client.readResponse();
+      assert.equal(res.status, 200);
+      assert.equal(res.body, "hello");
+    });
+  });
+});
+
+Deno.test("server sends no 100 Continue to HTTP/1.0", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+      assert.equal(await client.quiet(50), true);
+      await client.send("hello");
+      const all = parseAll(await client.readAll());
+      assert.deepEqual(all.map((r) => r.status), [200]);
+      assert.equal(all[0]!.body, "hello");
+    });
+  });
+});
+
+Deno.test("server answers Expect: 100-continue with a body over the limit by 413, without 100", async () => {
+  await withApp({ limits: { maxBody: 10 } }, async ({ port }) => {
+    const res = await oneAndClose(
+      port,
+      "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n",
+    );
+    assert.equal(res.status, 413);
+  });
+});
+
+Deno.test("server answers HEAD without a body but with GET's Content-Length", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "HEAD /hello HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+      );
+      const head = await client.readResponse({ head: true });
+      const get = await client.readResponse();
+      assert.equal(head.status, 200);
+      assert.equal(get.status, 200);
+      assert.equal(head.headers.get("content-length"), String(get.body.length));
+      assert.equal(head.body, "");
+      // Had the HEAD response carried a body, the GET response would not parse here.
+      assert.deepEqual(json(get), { hello: "world" });
+      assert.equal(client.buffered, "");
+    });
+  });
+});
+
+Deno.test("server sends no Content-Length and no body with 204", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /empty HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+      );
+      const empty = await client.readResponse();
+      assert.equal(empty.status, 204);
+      assert.equal(empty.headers.has("content-length"), false);
+      assert.equal((await client.readResponse()).status, 200);
+    });
+  });
+});
+
+Deno.test("server closes an HTTP/1.0 connection after the response unless keep-alive is asked", async () => {
+  await withApp({}, async ({ port }) => {
+    const res = await oneAndClose(port, "GET /hello HTTP/1.0\r\n\r\nGET /hello HTTP/1.0\r\n\r\n");
+    assert.equal(res.status, 200);
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+      const first = await client.readResponse();
+      assert.equal(first.headers.get("connection"), "keep-alive");
+      await client.send("GET /hello HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+      assert.equal((await client.readResponse()).headers.get("connection"), "keep-alive");
+      await client.send("GET /hello HTTP/1.0\r\n\r\n");
+      assert.equal((await client.readResponse()).headers.get("connection"), "close");
+      assert.equal(await client.waitEof(), true);
+    });
+  });
+});
+
+Deno.test("server honours Connection: close and ignores what follows", async () => {
+  await withApp({}, async ({ port, app }) => {
+    const res = await oneAndClose(
+      port,
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /info HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    assert.equal(res.status, 200);
+    assert.equal(app.calls, 1);
+    const token = await oneAndClose(
+      port,
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n",
+    );
+    assert.equal(token.status, 200);
+  });
+});
+
+Deno.test("server keeps an HTTP/1.1 connection open across requests", async () => {
+  await withApp({}, async ({ port, server }) => {
+    await withClient(port, async (client) => {
+      for (let i = 0; i < 5; i++) {
+        await client.send(`POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n${i}`);
+        const res = await client.readResponse();
+        assert.equal(res.body, String(i));
+      }
+      assert.equal(server.connections, 1);
+    });
+  });
+});
+
+Deno.test("server writes pipelined responses in request order", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      let requests = "";
+      for (let i = 0; i < 10; i++) {
+        requests += `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: ${
+          String(i).length
+        }\r\n\r\n${i}`;
+      }
+      requests += "GET /nope HTTP/1.1\r\nHost: a\r\n\r\nHEAD /hello HTTP/1.1\r\nHost: a\r\n\r\n";
+      await client.send(requests);
+      for (let i = 0; i < 10; i++) assert.equal((await client.readResponse()).body, String(i));
+      assert.equal((await client.readResponse()).status, 404);
+      assert.equal((await client.readResponse({ head: true })).status, 200);
+    });
+  });
+});
+
+Deno.test("server holds a fast pipelined response until the long poll before it answers", async () => {
+  await withApp({}, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nlast",
+      );
+      // Both later requests are handled at once, but their answers wait for the poll's.
+      assert.equal(await client.quiet(100), true);
+      assert.equal(app.calls, 3);
+      app.release("polled");
+      assert.deepEqual(json(await client.readResponse()), { body: "polled" });
+      assert.deepEqual(json(await client.readResponse()), { hello: "world" });
+      assert.equal((await client.readResponse()).body, "last");
+    });
+  });
+});
+
+Deno.test("server aborts a waiting handler's signal when the client goes away", async () => {
+  await withApp({}, async ({ port, app, server }) => {
+    const client = await RawClient.connect(port);
+    await client.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    await until(() => app.waiting.length > 0, 2000, "the request to reach the handler");
+    const signal = app.waiting[0]!.req.signal;
+    assert.equal(signal.aborted, false);
+    await client.close();
+    const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve));
+    assert.notEqual(await within(aborted, 2000), "timeout", "the signal aborts");
+    app.release();
+    await until(() => server.connections === 0, 2000, "the server to close the connection");
+  });
+});
+
+Deno.test("server sends the whole response to a client that half-closed after its request", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+      await client.conn.closeWrite();
+      const [res] = parseAll(await client.readAll(5000));
+      assert.equal(res?.status, 200);
+      assert.equal(res?.body.length, BIG.length);
+    });
+  });
+});
+
+// --- Timeouts -------------------------------------------------------------------------------
+
+Deno.test("server answers a head that does not arrive in time with 408 and closes", async () => {
+  await withApp({}, async ({ port, server, clock, app }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.1\r\nHo");
+      assert.equal(await client.quiet(20), true);
+      clock.advance(TIMEOUTS.header * 1000 - 1);
+      server.sweep();
+      assert.equal(await client.quiet(20), true);
+      clock.advance(1);
+      server.sweep();
+      const res = await client.readResponse();
+      assert.equal(res.status, 408);
+      assert.equal(errorCode(res), "request_timeout");
+      assert.equal(res.headers.get("connection"), "close");
+      assert.equal(await client.waitEof(), true);
+    });
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server answers a connection that sends nothing with 408 after the header timeout", async () => {
+  await withApp({}, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      await until(() => server.connections > 0, 2000, "the server to accept the connection");
+      clock.advance(TIMEOUTS.header * 1000);
+      server.sweep();
+      assert.equal((await client.readResponse()).status, 408);
+      assert.equal(await client.waitEof(), true);
+    });
+  });
+});
+
+Deno.test("server closes a keep-alive connection idle past the idle timeout", async () => {
+  await withApp({}, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await client.readResponse()).status, 200);
+      // Idle is not "waiting for a head": the header timeout does not apply.
+      clock.advance(TIMEOUTS.idle * 1000 - 1);
+      server.sweep();
+      assert.equal(await client.quiet(20), true);
+      clock.advance(1);
+      server.sweep();
+      assert.equal(await client.waitEof(), true);
+      assert.equal(client.buffered, "", "an idle close sends nothing");
+    });
+  });
+});
+
+Deno.test("server answers a body that does not arrive in time with 408 and closes", async () => {
+  await withApp({}, async ({ port, server, clock, app }) => {
+    await withClient(port, async (client) => {
+      await client.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+      assert.equal(await client.quiet(20), true);
+      // Past the header timeout, within the body timeout: still waiting.
+      clock.advance(TIMEOUTS.header * 1000);
+      server.sweep();
+      assert.equal(await client.quiet(20), true);
+      clock.advance((TIMEOUTS.body - TIMEOUTS.header) * 1000);
+      server.sweep();
+      const res = await client.readResponse();
+      assert.equal(res.status, 408);
+      assert.equal(await client.waitEof(), true);
+    });
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server does not time out a connection whose long poll is waiting", async () => {
+  await withApp({}, async ({ port, server, clock, app }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+      await until(() => app.waiting.length > 0, 2000, "the request to reach the handler");
+      clock.advance(TIMEOUTS.idle * 1000 * 10);
+      server.sweep();
+      assert.equal(await client.quiet(20), true);
+      app.release();
+      assert.equal((await client.readResponse()).status, 200);
+      // The idle clock starts when the poll is answered.
+      server.sweep();
+      assert.equal(await client.quiet(20), true);
+    });
+  });
+});
+
+// --- Routing and errors ---------------------------------------------------------------------
+
+Deno.test("server answers an unknown path with a JSON 404 and keeps the connection", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 404);
+      assert.equal(errorCode(res), "not_found");
+      assert.equal(res.headers.get("cache-control"), "no-store");
+      await client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await client.readResponse()).status, 200);
+    });
+  });
+});
+
+Deno.test("server answers a wrong method with 405 and Allow", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      await client.send("PUT /items HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 405);
+      assert.equal(res.headers.get("allow"), "POST, DELETE");
+      assert.equal(errorCode(res), "method_not_allowed");
+      await client.send("POST /hello HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+      assert.equal((await client.readResponse()).headers.get("allow"), "GET, HEAD");
+    });
+  });
+});
+
+Deno.test("server answers an HttpError from a handler with its status and code", async () => {
+  await withApp({}, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 409);
+      assert.equal(errorCode(res), "nick_taken");
+      assert.equal(app.errors.length, 0, "HttpErrors are answers, not failures");
+    });
+  });
+});
+
+Deno.test("server answers a handler that throws with 500 and keeps serving", async () => {
+  await withApp({}, async ({ port, app, server }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /boom HTTP/1.1\r\nHost: a\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 500);
+      assert.equal(errorCode(res), "internal_error");
+      assert.doesNotMatch(res.body, /handler bug/, "internals stay private");
+      await client.send(
+        "GET /async-boom HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+      );
+      assert.equal((await client.readResponse()).status, 500);
+      assert.equal((await client.readResponse()).status, 200);
+    });
+    assert.deepEqual(app.errors.map((e) => (e as Error).message), [
+      "handler bug",
+      "async handler bug",
+    ]);
+    const res = await oneAndClose(
+      port,
+      "GET /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert.equal(res.status, 200);
+    assert.equal(server.stats.responses[5], 2);
+  });
+});
+
+// --- Connection limits ----------------------------------------------------------------------
+
+Deno.test("server refuses connections over maxConns with a JSON 503 and closes them", async () => {
+  await withApp({ maxConns: 1 }, async ({ port, server }) => {
+    await withClient(port, async (first) => {
+      await first.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await first.readResponse()).status, 200);
+      const { text, closed } = await exchange(port, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal(closed, true);
+      const [res] = parseAll(text);
+      assert.equal(res?.status, 503);
+      assert.equal(errorCode(res!), "too_many_connections");
+      assert.equal(res?.headers.get("retry-after"), "1");
+      assert.equal(res?.headers.get("connection"), "close");
+      assert.equal(server.stats.refused, 1);
+      await first.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await first.readResponse()).status, 200);
+    });
+    // The slot is free again.
+    await until(() => server.connections === 0, 2000, "the server to close the connection");
+    assert.equal((await oneAndClose(port, "GET /hello HTTP/1.0\r\n\r\n")).status, 200);
+  });
+});
+
+Deno.test("server dates its 503 refusals with the current time of its clock", async () => {
+  await withApp({ maxConns: 0 }, async ({ port, clock }) => {
+    clock.advance(3_600_000);
+    const [res] = parseAll((await exchange(port, "GET /hello HTTP/1.0\r\n\r\n")).text);
+    assert.equal(res?.status, 503);
+    assert.equal(res?.headers.get("date"), "Thu, 01 Jan 2026 01:00:00 GMT");
+  });
+});
+
+Deno.test("server refuses a second connection from one address over maxConnsPerIp", async () => {
+  await withApp({ maxConnsPerIp: 1 }, async ({ port, server }) => {
+    await withClient(port, async (first) => {
+      await until(() => server.connections > 0, 2000, "the server to accept the connection");
+      const [res] = parseAll((await exchange(port, "GET /hello HTTP/1.0\r\n\r\n")).text);
+      assert.equal(res?.status, 503);
+      await first.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await first.readResponse()).status, 200);
+    });
+  });
+});
+
+Deno.test("server close() ends every connection, idle or waiting", async () => {
+  const app = new TestApp();
+  const server = new HttpServer(app.handler, {
+    hostname: "127.0.0.1",
+    port: 0,
+    sweepInterval: 0,
+  });
+  const { port } = server.listen();
+  const idle = await RawClient.connect(port);
+  const waiting = await RawClient.connect(port);
+  try {
+    await waiting.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    await until(() => app.waiting.length > 0, 2000, "the request to reach the handler");
+    const signal = app.waiting[0]!.req.signal;
+    await server.close();
+    await server.close();
+    assert.equal(signal.aborted, true);
+    assert.equal(await idle.waitEof(), true);
+    assert.equal(await waiting.waitEof(), true);
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+  } finally {
+    await idle.close();
+    await waiting.close();
+    await server.close();
+  }
+});
+
+// --- A real client --------------------------------------------------------------------------
+
+Deno.test("server serves fetch: GET, POST with a body, and reuses the connection", async () => {
+  const seen: number[] = [];
+  let server: HttpServer | null = null;
+  const router = new Router()
+    .get("/hello", () => {
+      seen.push(server!.connections);
+      return jsonResponse(STATUS.OK, { hello: "world" });
+    })
+    .post("/echo", (req) => {
+      seen.push(server!.connections);
+      return jsonResponse(STATUS.Created, { got: JSON.parse(decoder.decode(req.body)) });
+    });
+  await withHttpServer((req) => router.handle(req), {}, async (s, port) => {
+    server = s;
+    const base = `http://127.0.0.1:${port}`;
+    const get = await fetch(`${base}/hello`);
+    assert.equal(get.status, 200);
+    assert.equal(get.headers.get("content-type"), "application/json; charset=utf-8");
+    assert.ok(get.headers.get("date"));
+    assert.deepEqual(await get.json(), { hello: "world" });
+    const post = await fetch(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ text: "hé 👋" }),
+    });
+    assert.equal(post.status, 201);
+    assert.deepEqual(await post.json(), { got: { text: "hé 👋" } });
+    const missing = await fetch(`${base}/missing`);
+    assert.equal(missing.status, 404);
+    assert.equal(((await missing.json()) as { error: { code: string } }).error.code, "not_found");
+    // One connection served all three: keep-alive, with nothing left unread in between.
+    assert.deepEqual(seen, [1, 1]);
+    assert.equal(s.connections, 1);
+  });
+});
+
+Deno.test("server serves a large fetch upload and download", async () => {
+  const router = new Router().post("/echo", (req) => ({ status: 200, body: req.body }));
+  await withHttpServer(
+    (req) => router.handle(req),
+    { limits: { maxBody: 1 << 20 } },
+    async (_s, port) => {
+      const body = new Uint8Array(1 << 20).map((_, i) => i % 251);
+      const res = await fetch(`http://127.0.0.1:${port}/echo`, { method: "POST", body });
+      assert.equal(res.status, 200);
+      assert.deepEqual(new Uint8Array(await res.arrayBuffer()), body);
+    },
+  );
+});

@@ -1,0 +1,189 @@
+import assert from "node:assert/strict";
+import type { Connection } from "../../lib/net/connection.ts";
+import { Listener, type ListenerLimits } from "../../lib/net/listener.ts";
+import { Selector } from "../../lib/net/selector.ts";
+import { closeQuietly, readToEnd, runLoop, until, within } from "./_pair.ts";
+
+const REFUSAL = new TextEncoder().encode(
+  "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+);
+const decoder = new TextDecoder();
+
+/** A listener on 127.0.0.1 with its own selector loop; `done()` closes everything. */
+function setup(limits: ListenerLimits) {
+  const selector = new Selector();
+  const accepted: Connection[] = [];
+  const refused: string[] = [];
+  const listener = new Listener(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    selector,
+    limits,
+    {
+      onConnection(conn) {
+        conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
+        accepted.push(conn);
+      },
+      onRefused: (reason, addr) => refused.push(`${reason} ${addr}`),
+    },
+    REFUSAL,
+  );
+  listener.start();
+  const loop = runLoop(selector);
+  const clients: Deno.Conn[] = [];
+  const connect = async () => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    clients.push(conn);
+    return conn;
+  };
+  const done = async () => {
+    listener.close();
+    for (const conn of accepted) conn.close();
+    for (const conn of clients) closeQuietly(conn);
+    // Refused connections linger until their peer closes; let them see it.
+    await until(() => selector.size === 0, 2000, "refused connections to close");
+    selector.close();
+    await loop;
+  };
+  return { selector, listener, accepted, refused, connect, done };
+}
+
+/** True if `conn` gets neither bytes nor EOF within `ms`. */
+async function staysSilent(conn: Deno.Conn, ms: number): Promise<boolean> {
+  const read = conn.read(new Uint8Array(16)).catch(() => null);
+  const result = await within(read, ms);
+  if (result !== "timeout") return false;
+  // Leave no read pending on a socket the test is about to close.
+  closeQuietly(conn);
+  await read;
+  return true;
+}
+
+Deno.test("listener refuses the connection over maxConns with its 503 and closes it", async () => {
+  const t = setup({ maxConns: 2, maxConnsPerIp: 0 });
+  try {
+    await t.connect();
+    await t.connect();
+    await until(() => t.accepted.length === 2, 2000, "two accepted connections");
+    assert.equal(t.listener.openConnections, 2);
+    const third = await t.connect();
+    const answer = await within(readToEnd(third), 2000);
+    assert.notEqual(answer, "timeout");
+    assert.equal(decoder.decode(answer as Uint8Array), decoder.decode(REFUSAL));
+    assert.deepEqual(t.refused, ["max_conns 127.0.0.1"]);
+    assert.equal(t.accepted.length, 2);
+    assert.equal(t.listener.openConnections, 2);
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("listener refuses a second connection from the same address over maxConnsPerIp", async () => {
+  const t = setup({ maxConns: 100, maxConnsPerIp: 1 });
+  try {
+    const first = await t.connect();
+    await until(() => t.accepted.length === 1, 2000, "the first connection");
+    const second = await t.connect();
+    const answer = await within(readToEnd(second), 2000);
+    assert.equal(decoder.decode(answer as Uint8Array), decoder.decode(REFUSAL));
+    assert.deepEqual(t.refused, ["max_conns_per_ip 127.0.0.1"]);
+    assert.equal(t.listener.openConnections, 1);
+    assert.equal(await staysSilent(first, 50), true, "the admitted connection is left alone");
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("listener frees a slot when an admitted connection closes", async () => {
+  const t = setup({ maxConns: 1, maxConnsPerIp: 1 });
+  try {
+    await t.connect();
+    await until(() => t.accepted.length === 1, 2000, "the first connection");
+    const refused = await t.connect();
+    await readToEnd(refused);
+    assert.equal(t.refused.length, 1);
+    // The refused connection never took a slot; closing the admitted one frees the only one.
+    t.accepted[0]!.close();
+    assert.equal(t.listener.openConnections, 0);
+    const next = await t.connect();
+    await until(() => t.accepted.length === 2, 2000, "the next connection");
+    assert.equal(t.refused.length, 1);
+    assert.equal(t.listener.openConnections, 1);
+    assert.equal(await staysSilent(next, 50), true, "the next connection is not refused");
+    // A peer closing its side frees the slot too (the handler closes on EOF).
+    const last = t.accepted[1]!;
+    closeQuietly(next);
+    await until(() => last.closed, 2000, "the server side to close");
+    assert.equal(t.listener.openConnections, 0);
+    await t.connect();
+    await until(() => t.accepted.length === 3, 2000, "a third admitted connection");
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("listener close() stops accepting, leaves open connections, and is idempotent", async () => {
+  const t = setup({ maxConns: 10, maxConnsPerIp: 0 });
+  try {
+    const client = await t.connect();
+    await until(() => t.accepted.length === 1, 2000, "the connection");
+    const port = t.listener.addr.port;
+    t.listener.close();
+    t.listener.close();
+    // Refused, or reset if it raced into the backlog of the closing socket.
+    await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port }));
+    assert.equal(t.accepted[0]!.closed, false);
+    assert.equal(t.selector.size, 1);
+    assert.equal(await staysSilent(client, 30), true);
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("listener keeps accepting after a connection callback throws", async () => {
+  const selector = new Selector();
+  const accepted: Connection[] = [];
+  const listener = new Listener(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    selector,
+    { maxConns: 10, maxConnsPerIp: 0 },
+    {
+      onConnection(conn) {
+        conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
+        accepted.push(conn);
+        if (accepted.length === 1) throw new Error("callback bug");
+      },
+    },
+    REFUSAL,
+  );
+  listener.start();
+  const errors: unknown[] = [];
+  // The server's loop: a member that throws is reported and the loop goes on.
+  const loop = (async () => {
+    while (!selector.closed && selector.size > 0) {
+      for (const member of await selector.select()) {
+        try {
+          member.onReadable();
+        } catch (error) {
+          errors.push(error);
+        }
+      }
+    }
+  })();
+  const clients: Deno.Conn[] = [];
+  try {
+    clients.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+    await until(() => errors.length === 1, 2000, "the callback error");
+    // The connection whose callback failed is closed and gives its slot back.
+    assert.equal(accepted[0]!.closed, true);
+    assert.equal(listener.openConnections, 0);
+    assert.equal((await readToEnd(clients[0]!)).byteLength, 0);
+    clients.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+    await until(() => accepted.length === 2, 2000, "a second connection after the error");
+  } finally {
+    listener.close();
+    for (const conn of accepted) conn.close();
+    for (const conn of clients) closeQuietly(conn);
+    selector.close();
+    await loop;
+  }
+});
