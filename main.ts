@@ -32,7 +32,9 @@ export async function main(args: string[]): Promise<number> {
     app = await startApp(config, { logger });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
-      console.error(`parley: cannot listen on ${config.host}:${config.port}: the address is already in use`);
+      console.error(
+        `parley: cannot listen on ${config.host}:${config.port}: the address is already in use`,
+      );
     } else if (error instanceof StorageError) {
       console.error(`parley: ${error.message}`);
     } else if (error instanceof Error) {
@@ -40,8 +42,6 @@ export async function main(args: string[]): Promise<number> {
     } else throw error;
     return 1;
   }
-  const store = config.store.kind === "sqlite" ? `sqlite:${config.store.path}` : config.store.kind;
-  logger.info(`parley ${VERSION} listening on ${app.url}`, { store });
   const stopped = Promise.withResolvers<void>();
   const stop = (signal: string) => {
     logger.info("shutting down", { signal });
@@ -51,6 +51,9 @@ export async function main(args: string[]): Promise<number> {
   const onTerm = () => stop("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  // Only now: whoever waits for this line may stop us at once, and that must be a clean stop.
+  const store = config.store.kind === "sqlite" ? `sqlite:${config.store.path}` : config.store.kind;
+  logger.info(`parley ${VERSION} listening on ${app.url}`, { store });
   await stopped.promise;
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);

@@ -84,7 +84,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       hostname: config.host,
       port: config.port,
       limits: { maxHeader: config.maxHeader, maxTarget: config.maxTarget, maxBody: config.maxBody },
-      timeouts: { header: config.headerTimeout, body: config.bodyTimeout, idle: config.idleTimeout },
+      timeouts: {
+        header: config.headerTimeout,
+        body: config.bodyTimeout,
+        idle: config.idleTimeout,
+      },
       maxConns: config.maxConns,
       maxConnsPerIp: config.maxConnsPerIp,
       trustProxy: config.trustProxy,
@@ -98,8 +102,14 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
     const addr = server.listen();
     const running = server;
-    const presence = sweepInterval > 0 ? setInterval(() => void store.sweep(), sweepInterval) : undefined;
-    const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
+    const presence = sweepInterval > 0
+      ? setInterval(() => void store.sweep(), sweepInterval)
+      : undefined;
+    const host = addr.hostname === "0.0.0.0"
+      ? "127.0.0.1"
+      : addr.hostname === "::"
+      ? "::1"
+      : addr.hostname;
     const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
     let stopping: Promise<void> | null = null;
     return {

@@ -65,14 +65,26 @@ export const FLAGS: Record<string, FlagSpec> = {
   "body-timeout": { default: "30", arg: "S", help: "seconds to receive a request's body" },
   "idle-timeout": { default: "75", arg: "S", help: "seconds a keep-alive connection may idle" },
   "max-conns": { default: "10000", arg: "N", help: "open connections (503 above)" },
-  "max-conns-per-ip": { default: "0", arg: "N", help: "connections per client address; 0 = no limit" },
+  "max-conns-per-ip": {
+    default: "0",
+    arg: "N",
+    help: "connections per client address; 0 = no limit",
+  },
   "presence-grace": {
     default: "60",
     arg: "S",
     help: "seconds a session stays without a poll or request before it leaves and expires",
   },
-  "session-rate": { default: "30/min", arg: "RATE", help: "new sessions per client address; 0 = off" },
-  "send-rate": { default: "10/s", arg: "RATE", help: "sends per session (burst of the same size); 0 = off" },
+  "session-rate": {
+    default: "30/min",
+    arg: "RATE",
+    help: "new sessions per client address; 0 = off",
+  },
+  "send-rate": {
+    default: "10/s",
+    arg: "RATE",
+    help: "sends per session (burst of the same size); 0 = off",
+  },
   "shutdown-timeout": { default: "10", arg: "S", help: "seconds to drain on SIGINT/SIGTERM" },
   "log-level": { default: "info", arg: "LEVEL", help: "debug, info, warn or error" },
   "log-format": { default: "text", arg: "FORMAT", help: "text or json" },
@@ -191,7 +203,9 @@ function integer(name: string, text: string, min: number, max: number): number {
 
 function seconds(name: string, text: string): number {
   const n = /^\d{1,7}(\.\d{1,3})?$/.test(text) ? Number(text) : NaN;
-  if (!(n > 0)) throw new ConfigError(`--${name} must be a positive number of seconds, not "${text}"`);
+  if (!(n > 0)) {
+    throw new ConfigError(`--${name} must be a positive number of seconds, not "${text}"`);
+  }
   return n;
 }
 
@@ -211,6 +225,8 @@ function oneOf<T extends string>(name: string, text: string, allowed: readonly T
 }
 
 function host(text: string): string {
-  if (text === "" || /[\s/]/.test(text)) throw new ConfigError(`--host "${text}" is not an address`);
+  if (text === "" || /[\s/]/.test(text)) {
+    throw new ConfigError(`--host "${text}" is not an address`);
+  }
   return text;
 }

@@ -1,6 +1,8 @@
 /** `deno task bench`: every benchmark, each printing its own table with ratios against a peer. */
 import { benchHttp } from "./bench_http.ts";
+import { benchSends } from "./bench_sends.ts";
 import { benchStore } from "./bench_store.ts";
 
 await benchHttp();
 await benchStore();
+await benchSends();

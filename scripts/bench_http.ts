@@ -50,7 +50,9 @@ export async function benchHttp(seconds = 5, connections = 50, rounds = 2): Prom
     deno.push(d.rps);
   }
   const best = (xs: number[]) => Math.max(...xs);
-  console.log(`\nHTTP keep-alive throughput: wrk -t1 -c${connections} -d${seconds}s, best of ${rounds}`);
+  console.log(
+    `\nHTTP keep-alive throughput: wrk -t1 -c${connections} -d${seconds}s, best of ${rounds}`,
+  );
   printTable(["server", "requests/s", "ratio to Deno.serve"], [
     ["Deno.serve", best(deno).toFixed(0), "1.00"],
     ["parley HttpServer", best(parley).toFixed(0), (best(parley) / best(deno)).toFixed(2)],

@@ -88,14 +88,21 @@ export function createApi(ctx: ApiContext): Router {
 
   router.get("/healthz", () => {
     if (ctx.draining()) {
-      throw new HttpError(STATUS.ServiceUnavailable, "shutting_down", "The server is shutting down");
+      throw new HttpError(
+        STATUS.ServiceUnavailable,
+        "shutting_down",
+        "The server is shutting down",
+      );
     }
     return jsonResponse(STATUS.OK, { status: "ok" });
   });
 
   router.get("/metrics", () => ({
     status: STATUS.OK,
-    headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8", "Cache-Control": "no-store" },
+    headers: {
+      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+      "Cache-Control": "no-store",
+    },
     body: renderMetrics(ctx.metrics()),
   }));
 
@@ -104,7 +111,12 @@ export function createApi(ctx: ApiContext): Router {
 }
 
 function pollResponse(answer: { body: Uint8Array; close: boolean }): HttpResponse {
-  return { status: STATUS.OK, headers: { ...JSON_HEADERS }, body: answer.body, close: answer.close };
+  return {
+    status: STATUS.OK,
+    headers: { ...JSON_HEADERS },
+    body: answer.body,
+    close: answer.close,
+  };
 }
 
 /** The session of the request's bearer token; 401 without a valid one. */
@@ -133,7 +145,11 @@ function readJson(req: HttpRequest, invalidTextCode?: string): Record<string, un
     text = utf8.decode(req.body);
   } catch {
     if (invalidTextCode) {
-      throw new HttpError(STATUS.UnprocessableContent, invalidTextCode, "The body is not valid UTF-8 text");
+      throw new HttpError(
+        STATUS.UnprocessableContent,
+        invalidTextCode,
+        "The body is not valid UTF-8 text",
+      );
     }
     throw new HttpError(STATUS.BadRequest, "bad_json", "The body is not valid UTF-8");
   }
@@ -153,16 +169,29 @@ function readJson(req: HttpRequest, invalidTextCode?: string): Record<string, un
 function parseWait(text: string | null): number {
   if (text === null) return DEFAULT_WAIT;
   if (!/^\d{1,9}(\.\d{1,6})?$/.test(text)) {
-    throw new HttpError(STATUS.BadRequest, "bad_request", "wait must be a number of seconds from 0 to 60");
+    throw new HttpError(
+      STATUS.BadRequest,
+      "bad_request",
+      "wait must be a number of seconds from 0 to 60",
+    );
   }
   return Math.min(Number(text), MAX_WAIT);
 }
 
-function optionalInteger(text: string | null, name: string, min: number, max: number): number | null {
+function optionalInteger(
+  text: string | null,
+  name: string,
+  min: number,
+  max: number,
+): number | null {
   if (text === null) return null;
   const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
   if (!(n >= min && n <= max)) {
-    throw new HttpError(STATUS.BadRequest, "bad_request", `${name} must be a whole number from ${min} to ${max}`);
+    throw new HttpError(
+      STATUS.BadRequest,
+      "bad_request",
+      `${name} must be a whole number from ${min} to ${max}`,
+    );
   }
   return n;
 }

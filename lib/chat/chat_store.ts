@@ -290,7 +290,14 @@ export class ChatStore {
     const now = this.#now();
     const wait = session.sendBucket.take(now);
     if (wait > 0) throw rateLimited("You are sending too fast", wait);
-    const event: NewEvent = { type: "message", room, nick: session.nick, text: text as string, ts: now, session: session.id };
+    const event: NewEvent = {
+      type: "message",
+      room,
+      nick: session.nick,
+      text: text as string,
+      ts: now,
+      session: session.id,
+    };
     if (id !== undefined) event.clientId = id;
     const sending = this.#append([event]).then((events) => events[0]!);
     if (id === undefined) return { event: await sending, created: true };
@@ -369,7 +376,9 @@ export class ChatStore {
   shutdown(): void {
     this.#draining = true;
     for (const set of [...this.#waiters.values()]) {
-      for (const waiter of [...set]) this.#finish(waiter, this.#answer(waiter.session, waiter.cursor));
+      for (const waiter of [...set]) {
+        this.#finish(waiter, this.#answer(waiter.session, waiter.cursor));
+      }
     }
   }
 
@@ -552,7 +561,11 @@ function before(events: StoredEvent[], id: number, limit: number): StoredEvent[]
 
 function parseCursor(text: string, lastId: number): number {
   if (!/^\d{1,15}$/.test(text)) {
-    throw new HttpError(STATUS.BadRequest, "invalid_cursor", "The cursor is not one this server gave");
+    throw new HttpError(
+      STATUS.BadRequest,
+      "invalid_cursor",
+      "The cursor is not one this server gave",
+    );
   }
   const cursor = Number(text);
   if (cursor > lastId) {
@@ -567,9 +580,14 @@ function parseCursor(text: string, lastId: number): number {
 
 function rateLimited(message: string, waitMs: number): HttpError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
-  return new HttpError(STATUS.TooManyRequests, "rate_limited", `${message}; retry in ${seconds} s`, {
-    headers: { "Retry-After": String(seconds) },
-  });
+  return new HttpError(
+    STATUS.TooManyRequests,
+    "rate_limited",
+    `${message}; retry in ${seconds} s`,
+    {
+      headers: { "Retry-After": String(seconds) },
+    },
+  );
 }
 
 function randomToken(): string {

@@ -4,7 +4,13 @@ export interface Rate {
   periodMs: number;
 }
 
-const PERIODS: Record<string, number> = { s: 1000, sec: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+const PERIODS: Record<string, number> = {
+  s: 1000,
+  sec: 1000,
+  m: 60_000,
+  min: 60_000,
+  h: 3_600_000,
+};
 
 /** Parses `N/unit` (`s`, `min`, `h`) or `0`; throws RangeError with a readable message. */
 export function parseRate(text: string): Rate {

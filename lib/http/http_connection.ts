@@ -104,7 +104,9 @@ export class HttpConnection implements ConnectionHandler {
     if (this.#parser.phase === "body" && this.#bodyStart !== null) {
       if (now - this.#bodyStart >= t.body) this.#timeout("The request body did not arrive in time");
     } else if (this.#requestStart !== null) {
-      if (now - this.#requestStart >= t.header) this.#timeout("The request head did not arrive in time");
+      if (now - this.#requestStart >= t.header) {
+        this.#timeout("The request head did not arrive in time");
+      }
     } else if (now - this.#idleSince >= t.idle) {
       this.#closing = true;
       this.conn.end();
@@ -121,8 +123,20 @@ export class HttpConnection implements ConnectionHandler {
 
   #timeout(message: string): void {
     this.#closing = true;
-    this.#push({ method: "GET", version: "HTTP/1.1", keepAlive: false, abort: null, bytes: null, close: true });
-    this.#fill(this.#pending.at(-1)!, errorResponse(new HttpError(STATUS.RequestTimeout, "request_timeout", message, { close: true })));
+    this.#push({
+      method: "GET",
+      version: "HTTP/1.1",
+      keepAlive: false,
+      abort: null,
+      bytes: null,
+      close: true,
+    });
+    this.#fill(
+      this.#pending.at(-1)!,
+      errorResponse(
+        new HttpError(STATUS.RequestTimeout, "request_timeout", message, { close: true }),
+      ),
+    );
   }
 
   #drive(): void {
@@ -144,7 +158,14 @@ export class HttpConnection implements ConnectionHandler {
       this.#bodyStart = null;
       if (step.kind === "error") {
         this.#closing = true;
-        const slot = this.#push({ method: "GET", version: "HTTP/1.1", keepAlive: false, abort: null, bytes: null, close: true });
+        const slot = this.#push({
+          method: "GET",
+          version: "HTTP/1.1",
+          keepAlive: false,
+          abort: null,
+          bytes: null,
+          close: true,
+        });
         this.#fill(slot, errorResponse(step.error));
         return;
       }

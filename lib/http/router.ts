@@ -18,7 +18,9 @@ export class Router {
 
   /** Adds a handler for `method` on `pattern`; `:name` segments capture parameters. */
   add(method: string, pattern: string, handler: Handler): this {
-    if (!pattern.startsWith("/")) throw new TypeError(`Cannot add route: "${pattern}" must start with /`);
+    if (!pattern.startsWith("/")) {
+      throw new TypeError(`Cannot add route: "${pattern}" must start with /`);
+    }
     const parts = pattern.split("/").slice(1);
     const segments = parts.map((p) => (p.startsWith(":") ? null : p));
     const names = parts.filter((p) => p.startsWith(":")).map((p) => p.slice(1));
@@ -29,7 +31,9 @@ export class Router {
       route = { segments, names, methods: new Map() };
       this.#routes.push(route);
     }
-    if (route.methods.has(method)) throw new TypeError(`Cannot add route: ${method} ${pattern} exists`);
+    if (route.methods.has(method)) {
+      throw new TypeError(`Cannot add route: ${method} ${pattern} exists`);
+    }
     route.methods.set(method, handler);
     return this;
   }

@@ -105,7 +105,10 @@ export class HttpServer {
     this.#listener = new Listener(
       raw,
       this.#selector,
-      { maxConns: this.#options.maxConns ?? 10000, maxConnsPerIp: this.#options.maxConnsPerIp ?? 0 },
+      {
+        maxConns: this.#options.maxConns ?? 10000,
+        maxConnsPerIp: this.#options.maxConnsPerIp ?? 0,
+      },
       {
         onConnection: (conn) => this.#track(conn),
         onRefused: () => this.#stats.refused++,

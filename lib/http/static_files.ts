@@ -35,7 +35,9 @@ export class StaticFiles {
       const plain = new TextEncoder().encode(asset.text);
       const gzip = await gzipBytes(plain);
       const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", plain));
-      const hash = Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join("");
+      const hash = Array.from(digest.subarray(0, 12), (b) => b.toString(16).padStart(2, "0")).join(
+        "",
+      );
       const prepared = {
         plain,
         gzip,

@@ -1,0 +1,145 @@
+/**
+ * Parley as a real child process (`deno run main.ts`), for the tests that kill or restart it:
+ * durability is about what survives the process, so the process must really go away.
+ */
+/** The repository root, the cwd of every spawned server. */
+export const ROOT: URL = new URL("../../", import.meta.url);
+
+/** The flags every spawned server gets: loopback, any port, limits off. */
+const BASE_FLAGS = [
+  "--host",
+  "127.0.0.1",
+  "--port",
+  "0",
+  "--send-rate",
+  "0",
+  "--session-rate",
+  "0",
+];
+
+/** A running (or exited) server process. */
+export class ServerProcess {
+  readonly child: Deno.ChildProcess;
+  /** Resolves with the exit status; never rejects. */
+  readonly status: Promise<Deno.CommandStatus>;
+  #stderr = "";
+  #drained: Promise<void>;
+  #listening = Promise.withResolvers<string>();
+
+  private constructor(child: Deno.ChildProcess) {
+    this.child = child;
+    this.status = child.status;
+    this.#drained = this.#readStderr();
+    // A process that exits before listening fails `url()` with what it printed.
+    this.status.then(async () => {
+      await this.#drained;
+      this.#listening.reject(new Error(`server exited before listening:\n${this.#stderr}`));
+    });
+    // Handled by url() callers; this keeps an unobserved rejection from failing the test.
+    this.#listening.promise.catch(() => {});
+  }
+
+  /** Spawns `main.ts` with `--store sqlite:PATH` (or `store` as given) and `flags`. */
+  static spawn(store: string, flags: string[] = []): ServerProcess {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts", ...BASE_FLAGS, "--store", store, ...flags],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    return new ServerProcess(child);
+  }
+
+  /** Spawns and waits for the "listening on" line; kills the child if it does not come in time. */
+  static async start(
+    store: string,
+    flags: string[] = [],
+    timeoutMs = 20_000,
+  ): Promise<ServerProcess> {
+    const server = ServerProcess.spawn(store, flags);
+    try {
+      await server.url(timeoutMs);
+      return server;
+    } catch (error) {
+      await server.stop("SIGKILL");
+      throw error;
+    }
+  }
+
+  /** Everything the process wrote to stderr so far. */
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** The URL from its "listening on http://…" line. */
+  async url(timeoutMs = 20_000): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`server did not listen within ${timeoutMs} ms:\n${this.#stderr}`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.#listening.promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Waits for the exit and for stderr to end; kills with SIGKILL after `timeoutMs` (the test then
+   * sees `signal: "SIGKILL"` instead of the code it expected).
+   */
+  async exit(timeoutMs = 15_000): Promise<{ status: Deno.CommandStatus; stderr: string }> {
+    const timer = setTimeout(() => this.kill("SIGKILL"), timeoutMs);
+    try {
+      const status = await this.status;
+      await this.#drained;
+      return { status, stderr: this.#stderr };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Sends `signal` (if still running) and waits for the exit; for `finally` blocks. */
+  async stop(
+    signal: Deno.Signal = "SIGKILL",
+    timeoutMs = 15_000,
+  ): Promise<{ status: Deno.CommandStatus; stderr: string }> {
+    this.kill(signal);
+    return await this.exit(timeoutMs);
+  }
+
+  /** Sends `signal` unless the process exited already. */
+  kill(signal: Deno.Signal): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Exited already.
+    }
+  }
+
+  async #readStderr(): Promise<void> {
+    const decoder = new TextDecoder();
+    for await (const chunk of this.child.stderr) {
+      this.#stderr += decoder.decode(chunk, { stream: true });
+      // Resolving again is a no-op, so later output does not matter.
+      const match = /listening on (http:\/\/[^\s"]+)/.exec(this.#stderr);
+      if (match) this.#listening.resolve(match[1]!);
+    }
+    this.#stderr += decoder.decode();
+  }
+}
+
+/** Runs the server with `store` and `flags`, expecting it to fail at start; returns how. */
+export async function startFailure(
+  store: string,
+  flags: string[] = [],
+): Promise<{ code: number; lines: string[]; stderr: string }> {
+  const server = ServerProcess.spawn(store, flags);
+  const { status, stderr } = await server.exit();
+  const lines = stderr.split("\n").filter((line) => line.trim() !== "");
+  return { code: status.code, lines, stderr };
+}
