@@ -28,7 +28,7 @@ export interface HttpConnectionContext {
   /** Counts a written response. */
   count(status: number): void;
   /** True while the server shuts down: every response closes its connection. */
-  readonly draining: boolean;
+  draining(): boolean;
 }
 
 interface Slot {
@@ -115,7 +115,7 @@ export class HttpConnection implements ConnectionHandler {
 
   /** Shutdown: idle connections close now, busy ones after their current responses. */
   drain(): void {
-    if (this.#pending.length === 0 && this.#parser.phase === "idle") {
+    if (this.#pending.length === 0 && this.#parser.phase === "idle" && this.#parser.pending === 0) {
       this.#closing = true;
       this.conn.end();
     }
@@ -202,7 +202,7 @@ export class HttpConnection implements ConnectionHandler {
   #fill(slot: Slot, res: HttpResponse): void {
     if (this.conn.closed) return;
     const ctx = this.#ctx;
-    slot.close ||= res.close === true || ctx.draining;
+    slot.close ||= res.close === true || ctx.draining();
     slot.bytes = serializeResponse(res, {
       version: slot.version,
       keepAlive: !slot.close,
@@ -235,7 +235,7 @@ export class HttpConnection implements ConnectionHandler {
       this.conn.end();
       return;
     }
-    if (this.#ctx.draining && this.#parser.phase === "idle") {
+    if (this.#ctx.draining() && this.#parser.phase === "idle" && this.#parser.pending === 0) {
       this.#closing = true;
       this.conn.end();
       return;

@@ -60,7 +60,6 @@ export class HttpServer {
     this.#options = options;
     const timeouts = { ...DEFAULT_TIMEOUTS_S, ...options.timeouts };
     const now = options.now ?? Date.now;
-    const server = this;
     this.#ctx = {
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       timeouts: {
@@ -73,9 +72,7 @@ export class HttpServer {
       now,
       respond: (req: HttpRequest) => this.#respond(req),
       count: (status: number) => this.#stats.responses[Math.floor(status / 100)]!++,
-      get draining() {
-        return server.#draining;
-      },
+      draining: () => this.#draining,
     };
   }
 

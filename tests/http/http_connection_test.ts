@@ -30,7 +30,7 @@ function context(body: Uint8Array): HttpConnectionContext {
     now: Date.now,
     respond: () => ({ status: 200, body }),
     count() {},
-    draining: false,
+    draining: () => false,
   };
 }
 
