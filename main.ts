@@ -42,10 +42,26 @@ export async function main(args: string[]): Promise<number> {
     } else throw error;
     return 1;
   }
-  const stopped = Promise.withResolvers<void>();
+  const stopped = Promise.withResolvers<number>();
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) {
+      // A second signal means "now": skip the rest of the drain.
+      logger.warn("stopping at once", { signal });
+      stopped.resolve(1);
+      return;
+    }
+    stopping = true;
     logger.info("shutting down", { signal });
-    app.shutdown().then(() => stopped.resolve());
+    app.shutdown().then(
+      () => stopped.resolve(0),
+      (error) => {
+        logger.error("shutdown failed", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        stopped.resolve(1);
+      },
+    );
   };
   const onInt = () => stop("SIGINT");
   const onTerm = () => stop("SIGTERM");
@@ -54,11 +70,11 @@ export async function main(args: string[]): Promise<number> {
   // Only now: whoever waits for this line may stop us at once, and that must be a clean stop.
   const store = config.store.kind === "sqlite" ? `sqlite:${config.store.path}` : config.store.kind;
   logger.info(`parley ${VERSION} listening on ${app.url}`, { store });
-  await stopped.promise;
+  const code = await stopped.promise;
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
-  logger.info("stopped");
-  return 0;
+  if (code === 0) logger.info("stopped");
+  return code;
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

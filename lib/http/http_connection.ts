@@ -35,7 +35,8 @@ interface Slot {
   method: string;
   version: "HTTP/1.0" | "HTTP/1.1";
   keepAlive: boolean;
-  abort: AbortController | null;
+  /** The request while its handler may still be waiting; null once answered. */
+  abort: IncomingRequest | null;
   bytes: Uint8Array | null;
   close: boolean;
 }
@@ -184,16 +185,15 @@ export class HttpConnection implements ConnectionHandler {
     const ctx = this.#ctx;
     this.#requestStart = null;
     if (!parsed.keepAlive) this.#closing = true;
-    const abort = new AbortController();
+    const req = new IncomingRequest(parsed, this.conn.remoteAddr, ctx.trustProxy);
     const slot = this.#push({
       method: parsed.method,
       version: parsed.version,
       keepAlive: parsed.keepAlive,
-      abort,
+      abort: req,
       bytes: null,
       close: !parsed.keepAlive,
     });
-    const req = toRequest(parsed, this.conn.remoteAddr, ctx.trustProxy, abort.signal);
     const result = ctx.respond(req);
     if (result instanceof Promise) result.then((res) => this.#fill(slot, res));
     else this.#fill(slot, result);
@@ -248,38 +248,64 @@ export class HttpConnection implements ConnectionHandler {
   }
 }
 
-function toRequest(
-  parsed: ParsedRequest,
-  peer: string,
-  trustProxy: boolean,
-  signal: AbortSignal,
-): HttpRequest {
-  const target = parsed.target;
-  let pathAndQuery = target;
-  if (target.charCodeAt(0) !== 47 /* "/" */ && target !== "*") {
-    // absolute-form: keep only the path and query of the URL.
-    const slash = target.indexOf("/", target.indexOf("//") + 2);
-    pathAndQuery = slash < 0 ? "/" : target.slice(slash);
+/**
+ * A request with the parts most handlers never touch made on first use: the query parameters
+ * and the abort signal (an AbortController per request is measurable at this layer's rates).
+ */
+class IncomingRequest implements HttpRequest {
+  readonly method: string;
+  readonly target: string;
+  readonly path: string;
+  readonly version: "HTTP/1.0" | "HTTP/1.1";
+  readonly headers: ReadonlyMap<string, string>;
+  readonly body: Uint8Array;
+  readonly remoteAddr: string;
+  #rawQuery: string;
+  #query: URLSearchParams | null = null;
+  #controller: AbortController | null = null;
+  #aborted = false;
+
+  constructor(parsed: ParsedRequest, peer: string, trustProxy: boolean) {
+    const target = parsed.target;
+    let pathAndQuery = target;
+    if (target.charCodeAt(0) !== 47 /* "/" */ && target !== "*") {
+      // absolute-form: keep only the path and query of the URL.
+      const slash = target.indexOf("/", target.indexOf("//") + 2);
+      pathAndQuery = slash < 0 ? "/" : target.slice(slash);
+    }
+    const q = pathAndQuery.indexOf("?");
+    this.method = parsed.method;
+    this.target = target;
+    this.path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
+    this.#rawQuery = q < 0 ? "" : pathAndQuery.slice(q + 1);
+    this.version = parsed.version;
+    this.headers = parsed.headers;
+    this.body = parsed.body;
+    let remoteAddr = peer;
+    if (trustProxy) {
+      const forwarded = parsed.headers.get("x-forwarded-for");
+      // The rightmost entry is the one our own proxy added: the address it saw.
+      const last = forwarded?.split(",").at(-1)?.trim();
+      if (last) remoteAddr = last;
+    }
+    this.remoteAddr = remoteAddr;
   }
-  const q = pathAndQuery.indexOf("?");
-  const path = q < 0 ? pathAndQuery : pathAndQuery.slice(0, q);
-  const query = new URLSearchParams(q < 0 ? "" : pathAndQuery.slice(q + 1));
-  let remoteAddr = peer;
-  if (trustProxy) {
-    const forwarded = parsed.headers.get("x-forwarded-for");
-    // The rightmost entry is the one our own proxy added: the address it saw.
-    const last = forwarded?.split(",").at(-1)?.trim();
-    if (last) remoteAddr = last;
+
+  get query(): URLSearchParams {
+    return this.#query ??= new URLSearchParams(this.#rawQuery);
   }
-  return {
-    method: parsed.method,
-    target,
-    path,
-    query,
-    version: parsed.version,
-    headers: parsed.headers,
-    body: parsed.body,
-    remoteAddr,
-    signal,
-  };
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** The client went away before the answer was written. */
+  abort(): void {
+    this.#aborted = true;
+    this.#controller?.abort();
+  }
 }

@@ -56,6 +56,9 @@ function bodyless(status: number): boolean {
   return status < 200 || status === 204 || status === 304;
 }
 
+/** String bodies up to this length are encoded together with the head: one encoder call. */
+const SHORT_BODY = 4096;
+
 /** Serializes a response into one buffer: status line, headers, `Date`, framing, body. */
 export function serializeResponse(res: HttpResponse, framing: FramingOptions): Uint8Array {
   const status = res.status;
@@ -66,19 +69,41 @@ export function serializeResponse(res: HttpResponse, framing: FramingOptions): U
   if (headers) {
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;
   }
-  let body: Uint8Array | null = null;
+  let body: Uint8Array | string = "";
   if (!bodyless(status)) {
     const raw = res.body ?? "";
-    body = typeof raw === "string" ? encoder.encode(raw) : raw;
-    head += `Content-Length: ${body.byteLength}\r\n`;
+    body = typeof raw === "string" && raw.length > SHORT_BODY ? encoder.encode(raw) : raw;
+    const length = typeof body === "string" ? utf8Length(body) : body.byteLength;
+    head += `Content-Length: ${length}\r\n`;
   }
   if (!framing.keepAlive) head += "Connection: close\r\n\r\n";
   else if (framing.version === "HTTP/1.0") head += "Connection: keep-alive\r\n\r\n";
   else head += "\r\n";
+  if (framing.head) return encoder.encode(head);
+  if (typeof body === "string") return encoder.encode(head + body);
   const headBytes = encoder.encode(head);
-  if (body === null || body.byteLength === 0 || framing.head) return headBytes;
+  if (body.byteLength === 0) return headBytes;
   const out = new Uint8Array(headBytes.byteLength + body.byteLength);
   out.set(headBytes, 0);
   out.set(body, headBytes.byteLength);
   return out;
+}
+
+/** Bytes of `text` in UTF-8, as TextEncoder writes it (a lone surrogate becomes U+FFFD). */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1);
+      // A surrogate pair is 4 bytes for 2 UTF-16 units; a lone one is U+FFFD, 3 bytes.
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 2;
+        i++;
+      } else bytes += 2;
+    } else bytes += 2;
+  }
+  return bytes;
 }

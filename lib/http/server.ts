@@ -203,11 +203,19 @@ export class HttpServer {
   #respond(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
     try {
       const result = this.#handler(req);
-      if (result instanceof Promise) return result.catch((error) => this.#fail(error, req));
-      return result;
+      if (result instanceof Promise) {
+        return result.then((res) => this.#check(res, req), (error) => this.#fail(error, req));
+      }
+      return this.#check(result, req);
     } catch (error) {
       return this.#fail(error, req);
     }
+  }
+
+  /** A handler that answers something other than a response is a bug: 500, never a crash. */
+  #check(res: HttpResponse, req: HttpRequest): HttpResponse {
+    if (typeof res?.status === "number") return res;
+    return this.#fail(new TypeError(`Handler answered ${String(res)} instead of a response`), req);
   }
 
   #fail(error: unknown, req: HttpRequest): HttpResponse {

@@ -20,6 +20,8 @@ export interface ListenerCallbacks {
 }
 
 const MIN_BACKOFF_MS = 5;
+/** How long a refused connection drains its input before closing, in milliseconds. */
+const REFUSED_LINGER_MS = 500;
 const MAX_BACKOFF_MS = 1000;
 
 /**
@@ -115,8 +117,7 @@ export class Listener implements Selectable {
   }
 
   #admit(raw: Deno.Conn): void {
-    const conn = new Connection(raw, this.#selector, this.#connOptions);
-    const ip = conn.remoteAddr;
+    const ip = (raw.remoteAddr as Deno.NetAddr).hostname ?? "unknown";
     const perIp = this.#perIp.get(ip) ?? 0;
     let refused: "max_conns" | "max_conns_per_ip" | null = null;
     if (this.#open >= this.#limits.maxConns) refused = "max_conns";
@@ -125,13 +126,19 @@ export class Listener implements Selectable {
     }
     if (refused) {
       this.#callbacks.onRefused?.(refused, ip);
-      // Refused connections hold a descriptor only while the 503 is written and lingers.
+      // Refused connections hold a descriptor only while the 503 is written and lingers briefly,
+      // so a flood over the limit cannot pile up descriptors.
+      const conn = new Connection(raw, this.#selector, {
+        ...this.#connOptions,
+        lingerMs: REFUSED_LINGER_MS,
+      });
       conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
       conn.start();
       conn.write(typeof this.#refusal === "function" ? this.#refusal() : this.#refusal);
       conn.end();
       return;
     }
+    const conn = new Connection(raw, this.#selector, this.#connOptions);
     this.#open++;
     this.#perIp.set(ip, perIp + 1);
     const release = () => {

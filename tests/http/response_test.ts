@@ -1,0 +1,71 @@
+import assert from "node:assert/strict";
+import { serializeResponse, utf8Length } from "../../lib/http/response.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const FRAMING = { version: "HTTP/1.1", keepAlive: true, head: false, now: 0 } as const;
+
+Deno.test("utf8Length counts bytes exactly as TextEncoder writes them", () => {
+  const samples = [
+    "",
+    "abc",
+    "é",
+    "€",
+    "😀",
+    "a😀b",
+    "\ud800",
+    "\udc00",
+    "\ud800x",
+    "x\ud800",
+    "\ud800\ud800",
+    "日本語",
+    "\u07ff\u0800",
+  ];
+  for (const text of samples) {
+    assert.equal(utf8Length(text), encoder.encode(text).byteLength, JSON.stringify(text));
+  }
+});
+
+Deno.test("serializeResponse frames a non-ASCII string body with its byte length", () => {
+  const bytes = serializeResponse({ status: 200, body: "héllo 😀" }, FRAMING);
+  const text = decoder.decode(bytes);
+  assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.match(text, /\r\nContent-Length: 11\r\n/);
+  assert.ok(text.endsWith("\r\n\r\nhéllo 😀"));
+});
+
+Deno.test("serializeResponse sends HEAD answers without the body but with its length", () => {
+  const text = decoder.decode(
+    serializeResponse({ status: 200, body: "hello" }, { ...FRAMING, head: true }),
+  );
+  assert.match(text, /Content-Length: 5\r\n/);
+  assert.ok(text.endsWith("\r\n\r\n"));
+});
+
+Deno.test("serializeResponse writes long string and byte bodies whole", () => {
+  const long = "x".repeat(10_000) + "é";
+  const text = decoder.decode(serializeResponse({ status: 200, body: long }, FRAMING));
+  assert.match(text, /Content-Length: 10002\r\n/);
+  assert.ok(text.endsWith(long));
+  const bytes = serializeResponse({ status: 200, body: encoder.encode("abc") }, FRAMING);
+  assert.ok(decoder.decode(bytes).endsWith("Content-Length: 3\r\n\r\nabc"));
+});
+
+Deno.test("serializeResponse leaves out Content-Length on 204 and 304", () => {
+  for (const status of [204, 304]) {
+    const text = decoder.decode(serializeResponse({ status, body: "ignored" }, FRAMING));
+    assert.doesNotMatch(text, /Content-Length/);
+    assert.ok(text.endsWith("\r\n\r\n"));
+  }
+});
+
+Deno.test("serializeResponse closes HTTP/1.0 unless kept alive, and says so for keep-alive", () => {
+  const close = decoder.decode(
+    serializeResponse({ status: 200 }, { ...FRAMING, version: "HTTP/1.0", keepAlive: false }),
+  );
+  assert.match(close, /Connection: close\r\n/);
+  const keep = decoder.decode(
+    serializeResponse({ status: 200 }, { ...FRAMING, version: "HTTP/1.0" }),
+  );
+  assert.match(keep, /Connection: keep-alive\r\n/);
+});
