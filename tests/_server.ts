@@ -3,6 +3,9 @@ import { type App, startApp } from "../lib/app.ts";
 import { type Config, parseCommand } from "../lib/config.ts";
 import { Logger } from "../lib/log.ts";
 import type { EventLog } from "../lib/storage/event_log.ts";
+import { FakeClock } from "./_clock.ts";
+
+export { FakeClock };
 
 /** A config from flags, with test defaults: loopback, any port, memory store, no rate limits. */
 export function testConfig(flags: string[] = []): Config {
@@ -23,20 +26,6 @@ export function testConfig(flags: string[] = []): Config {
   ]);
   if (command.kind !== "serve") throw new Error("testConfig: flags did not make a serve command");
   return command.config;
-}
-
-/** A clock tests move by hand. */
-export class FakeClock {
-  #now: number;
-  constructor(start = Date.UTC(2026, 0, 1)) {
-    this.#now = start;
-  }
-  /** The current fake time, in milliseconds. */
-  now = (): number => this.#now;
-  /** Moves time forward. */
-  advance(ms: number): void {
-    this.#now += ms;
-  }
 }
 
 /** Options of {@linkcode withServer}. */

@@ -123,8 +123,13 @@ export class HttpConnection implements ConnectionHandler {
   }
 
   #timeout(message: string): void {
+    this.#fail(new HttpError(STATUS.RequestTimeout, "request_timeout", message, { close: true }));
+  }
+
+  /** Answers a framing error or timeout after the responses before it, then closes. */
+  #fail(error: HttpError): void {
     this.#closing = true;
-    this.#push({
+    const slot = this.#push({
       method: "GET",
       version: "HTTP/1.1",
       keepAlive: false,
@@ -132,12 +137,7 @@ export class HttpConnection implements ConnectionHandler {
       bytes: null,
       close: true,
     });
-    this.#fill(
-      this.#pending.at(-1)!,
-      errorResponse(
-        new HttpError(STATUS.RequestTimeout, "request_timeout", message, { close: true }),
-      ),
-    );
+    this.#fill(slot, errorResponse(error));
   }
 
   #drive(): void {
@@ -158,16 +158,7 @@ export class HttpConnection implements ConnectionHandler {
       }
       this.#bodyStart = null;
       if (step.kind === "error") {
-        this.#closing = true;
-        const slot = this.#push({
-          method: "GET",
-          version: "HTTP/1.1",
-          keepAlive: false,
-          abort: null,
-          bytes: null,
-          close: true,
-        });
-        this.#fill(slot, errorResponse(step.error));
+        this.#fail(step.error);
         return;
       }
       this.#dispatch(step.request);

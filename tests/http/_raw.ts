@@ -1,22 +1,10 @@
 /** Raw-socket helpers of the HTTP tests: a server on an ephemeral loopback port and a client that speaks bytes. */
 import { HttpServer, type HttpServerOptions, type ServerHandler } from "../../lib/http/server.ts";
 
+export { FakeClock as ManualClock } from "../_clock.ts";
+
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1");
-
-/** A clock tests move by hand. */
-export class ManualClock {
-  #now: number;
-  constructor(start = Date.UTC(2026, 0, 1)) {
-    this.#now = start;
-  }
-  /** The current time, in milliseconds. */
-  now = (): number => this.#now;
-  /** Moves time forward. */
-  advance(ms: number): void {
-    this.#now += ms;
-  }
-}
 
 /** Starts an HttpServer on 127.0.0.1, runs `fn`, and always closes the server. */
 export async function withHttpServer(
