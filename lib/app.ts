@@ -32,14 +32,14 @@ export interface App {
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
-/** Opens the store named by `--store`; throws StorageError with a readable message. */
-export function openEventLog(config: Config): EventLog {
+/** Opens the store named by `--store`; rejects with StorageError with a readable message. */
+export async function openEventLog(config: Config): Promise<EventLog> {
   const options = { history: config.history };
   switch (config.store.kind) {
     case "memory":
       return new MemoryEventLog(options);
     case "sqlite":
-      return SqliteEventLog.open(config.store.path, options);
+      return await SqliteEventLog.open(config.store.path, options);
     case "redis":
       throw new Error("--store redis:// is not available in this version yet");
   }
@@ -49,7 +49,7 @@ export function openEventLog(config: Config): EventLog {
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? new Logger(config.logLevel, config.logFormat);
   const now = options.now ?? Date.now;
-  const log = options.eventLog ?? openEventLog(config);
+  const log = options.eventLog ?? await openEventLog(config);
   let server: HttpServer | null = null;
   try {
     const store = await ChatStore.open(log, {

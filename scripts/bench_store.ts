@@ -44,7 +44,7 @@ export async function benchStore(): Promise<void> {
       rows.push({ backend: "memory", mode, appends, ...await drive(memory, appends, window) });
       for (const synchronous of ["full", "normal"] satisfies SqliteSynchronous[]) {
         const path = `${dir}/bench_${run++}.db`;
-        const log = SqliteEventLog.open(path, { history: BENCH.history, synchronous });
+        const log = await SqliteEventLog.open(path, { history: BENCH.history, synchronous });
         const result = await drive(log, appends, window);
         rows.push({
           backend: `sqlite (${synchronous})`,

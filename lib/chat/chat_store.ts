@@ -86,8 +86,9 @@ export class ChatStore {
   #lastId = 0;
   #sessionLimiter: RateLimiter;
   #json = new WeakMap<StoredEvent, string>();
-  #joins = new Map<string, Promise<void>>();
-  #leaves = new Map<string, Promise<void>>();
+  /** Joins and leaves still committing, by `session id \n room`. */
+  #joins = new Map<string, Promise<unknown>>();
+  #leaves = new Map<string, Promise<unknown>>();
   #draining = false;
   /** Counters for /metrics. */
   readonly counters = { events: 0, delivered: 0 };
@@ -191,8 +192,8 @@ export class ChatStore {
   async deleteSession(session: Session): Promise<void> {
     if (this.#byToken.get(session.token) !== session) return;
     this.#removeSession(session);
-    // Joins and leaves still committing change which rooms to leave, and their session writes
-    // must not land after the delete: let them finish first.
+    // Joins and leaves still committing change which rooms to leave (their events carry the
+    // memberships in the log): let them finish first, so the leave events match them.
     const prefix = `${session.id}\n`;
     const pending = [...this.#joins, ...this.#leaves].filter(([key]) => key.startsWith(prefix));
     if (pending.length > 0) await Promise.allSettled(pending.map(([, p]) => p));
@@ -231,7 +232,6 @@ export class ChatStore {
         ts: this.#now(),
         session: session.id,
       }])
-        .then(() => this.#write(() => this.#log.putSession(session.toStored())))
         .finally(() => this.#joins.delete(key));
       this.#joins.set(key, joining);
     }
@@ -261,7 +261,6 @@ export class ChatStore {
       ts: this.#now(),
       session: session.id,
     }])
-      .then(() => this.#write(() => this.#log.putSession(session.toStored())))
       .finally(() => this.#leaves.delete(key));
     this.#leaves.set(key, leaving);
     await leaving;

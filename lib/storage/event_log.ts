@@ -68,9 +68,18 @@ export interface EventLog {
    * resolves with them once committed. Calls resolve in the order they were made; concurrent
    * calls may share one transaction. Rooms are created by their first event. Retention keeps the
    * last `history` events of each room.
+   *
+   * Membership moves with its event, atomically (in the same transaction): a `join` event records
+   * its author session's membership (`rooms[room]` = the event's id, replacing an earlier one),
+   * and a `leave` event removes it, so a crash can never keep the event without the membership or
+   * the other way round. A join or leave whose session the log does not know (never put, or
+   * deleted) just stores the event.
    */
   append(events: NewEvent[]): Promise<StoredEvent[]>;
-  /** Creates or replaces a session, memberships included. */
+  /**
+   * Creates or replaces a session, memberships included. The chat store calls it when a session is
+   * created; joins and leaves keep memberships current through `append`.
+   */
   putSession(session: StoredSession): Promise<void>;
   /** Deletes a session; a missing one is no error. */
   deleteSession(id: string): Promise<void>;

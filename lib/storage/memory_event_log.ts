@@ -54,7 +54,10 @@ export class MemoryEventLog implements EventLog {
     return Promise.resolve({ lastId: this.#lastId, rooms, sessions });
   }
 
-  /** Ids are assigned at call time, so promises resolve in call order without any queue. */
+  /**
+   * Ids are assigned at call time, so promises resolve in call order without any queue; a join or
+   * leave updates its known author's rooms at once, as one step with the event.
+   */
   append(events: NewEvent[]): Promise<StoredEvent[]> {
     if (this.#closed) return closedError("append");
     const stored: StoredEvent[] = [];
@@ -62,6 +65,12 @@ export class MemoryEventLog implements EventLog {
       const e = toStored(++this.#lastId, event);
       stored.push(e);
       this.#retain(e);
+      // Membership moves with its event (see `EventLog.append`); unknown sessions get none.
+      const author = e.type === "message" ? undefined : this.#sessions.get(e.session);
+      if (author !== undefined) {
+        if (e.type === "join") author.rooms[e.room] = e.id;
+        else delete author.rooms[e.room];
+      }
     }
     return Promise.resolve(stored.map((e) => ({ ...e })));
   }

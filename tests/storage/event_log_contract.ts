@@ -205,6 +205,66 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
     assert.deepEqual(snapshot.rooms[0]?.events.map((e) => e.id), [1, 2, 3, 4]);
   });
 
+  test("join and leave events move the author's membership with them", 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session(SESSION, {}));
+    await t.log.putSession(session("s2", { lobby: 100 }));
+    const [lobby, dev] = await t.log.append([join("lobby"), join("dev")]);
+    assert.deepEqual(roomsOf(await t.log.load()), {
+      [SESSION]: { lobby: lobby!.id, dev: dev!.id },
+      s2: { lobby: 100 },
+    });
+    // A message changes nothing; a leave removes just its room; a join again records its new id.
+    await t.log.append([message("dev", "hi"), leave("lobby")]);
+    const [again] = await t.log.append([join("lobby")]);
+    // Not awaited one by one: they may share a transaction and must still apply in call order.
+    await Promise.all([
+      t.log.append([join("ops"), join("ops", "s2")]),
+      t.log.append([leave("ops"), leave("lobby", "s2"), leave("nowhere")]),
+    ]);
+    const expected = {
+      [SESSION]: { dev: dev!.id, lobby: again!.id },
+      s2: { ops: again!.id + 2 },
+    };
+    assert.deepEqual(roomsOf(await t.log.load()), expected);
+    assert.deepEqual(roomsOf(await (await t.reopen()).load()), expected);
+  });
+
+  test(
+    "a join or leave of a session the log does not know stores just the event",
+    10,
+    async (t) => {
+      await t.log.load();
+      const writes = [
+        t.log.append([join("lobby", "ghost")]),
+        // In call order: a join before its session is put is overwritten by the put's rooms;
+        // one after the put counts; after a delete, the session and its rooms are gone.
+        t.log.append([join("early", "s1")]),
+        t.log.putSession(session("s1", {})),
+        t.log.append([join("lobby", "s1"), leave("dev", "s1")]),
+        t.log.putSession(session("s2", {})),
+        t.log.append([join("lobby", "s2")]),
+        t.log.deleteSession("s2"),
+        t.log.append([join("dev", "s2"), leave("lobby", "ghost")]),
+      ];
+      await Promise.all(writes);
+      const check = (snapshot: Snapshot) => {
+        assert.deepEqual(roomsOf(snapshot), { s1: { lobby: 3 } });
+        assert.equal(snapshot.lastId, 7);
+        assert.deepEqual(
+          roomsByName(snapshot).get("lobby")?.events.map((e) => `${e.type}:${e.session}`),
+          ["join:ghost", "join:s1", "join:s2", "leave:ghost"],
+        );
+      };
+      check(await t.log.load());
+      check(await (await t.reopen()).load());
+      // A session put again after its delete starts with no rooms.
+      await t.reopen();
+      await t.log.putSession(session("s2", {}));
+      assert.deepEqual(roomsOf(await t.log.load()), { s1: { lobby: 3 }, s2: {} });
+    },
+  );
+
   test("close settles writes still queued", 10, async ({ log }) => {
     await log.load();
     const pending = log.append([join("lobby")]);
@@ -245,12 +305,12 @@ function message(room: string, text: string, extra: { clientId?: string } = {}):
   };
 }
 
-function join(room: string): NewEvent {
-  return { type: "join", room, nick: "alice", ts: 1_700_000_000_001, session: SESSION };
+function join(room: string, by = SESSION): NewEvent {
+  return { type: "join", room, nick: "alice", ts: 1_700_000_000_001, session: by };
 }
 
-function leave(room: string): NewEvent {
-  return { type: "leave", room, nick: "alice", ts: 1_700_000_000_002, session: SESSION };
+function leave(room: string, by = SESSION): NewEvent {
+  return { type: "leave", room, nick: "alice", ts: 1_700_000_000_002, session: by };
 }
 
 function session(id: string, rooms: Record<string, number>): StoredSession {
@@ -263,6 +323,11 @@ function roomsByName(snapshot: Snapshot) {
 
 function sortRooms(snapshot: Snapshot): Snapshot {
   return { ...snapshot, rooms: [...snapshot.rooms].sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+/** Each session's rooms, by session id. */
+function roomsOf(snapshot: Snapshot): Record<string, Record<string, number>> {
+  return Object.fromEntries(snapshot.sessions.map((s) => [s.id, s.rooms]));
 }
 
 function sortSessions(sessions: StoredSession[]): StoredSession[] {

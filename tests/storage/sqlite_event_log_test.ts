@@ -7,12 +7,12 @@ import { runEventLogContract } from "./event_log_contract.ts";
 runEventLogContract("sqlite log", async (history) => {
   const dir = await Deno.makeTempDir({ prefix: "parley_sqlite_" });
   const path = `${dir}/parley.db`;
-  let current = SqliteEventLog.open(path, { history });
+  let current = await SqliteEventLog.open(path, { history });
   return {
     log: current,
     reopen: async () => {
       await current.close();
-      current = SqliteEventLog.open(path, { history });
+      current = await SqliteEventLog.open(path, { history });
       return current;
     },
     cleanup: () => Deno.remove(dir, { recursive: true }),
@@ -35,11 +35,11 @@ function message(room: string, text: string): NewEvent {
   return { type: "message", room, nick: "alice", text, ts: 1_700_000_000_000, session: "s" };
 }
 
-/** Asserts that `fn` throws a `StorageError` whose one-line message matches `pattern`. */
-function assertOpenFails(fn: () => unknown, pattern: RegExp): StorageError {
+/** Asserts that `fn` rejects with a `StorageError` whose one-line message matches `pattern`. */
+async function assertOpenFails(fn: () => Promise<unknown>, pattern: RegExp): Promise<StorageError> {
   let caught: unknown;
   try {
-    fn();
+    await fn();
   } catch (e) {
     caught = e;
   }
@@ -60,7 +60,7 @@ function userVersion(path: string): number {
 
 Deno.test("sqlite log applies migrations to a fresh file and not again on reopen", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 10 });
+    const log = await SqliteEventLog.open(path, { history: 10 });
     await log.append([message("lobby", "kept")]);
     await log.close();
     assert.equal(userVersion(path), SCHEMA_VERSION);
@@ -71,7 +71,7 @@ Deno.test("sqlite log applies migrations to a fresh file and not again on reopen
     assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
     db.close();
     // A second open must find the schema current: re-running CREATE TABLE would throw.
-    const again = SqliteEventLog.open(path, { history: 10 });
+    const again = await SqliteEventLog.open(path, { history: 10 });
     const snapshot = await again.load();
     assert.equal(snapshot.lastId, 1);
     assert.equal(snapshot.rooms[0]?.events[0]?.text, "kept");
@@ -81,11 +81,11 @@ Deno.test("sqlite log applies migrations to a fresh file and not again on reopen
 });
 
 Deno.test("sqlite log refuses a database from a newer schema", async () => {
-  await withPath((path) => {
+  await withPath(async (path) => {
     const db = new DatabaseSync(path);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    assertOpenFails(
+    await assertOpenFails(
       () => SqliteEventLog.open(path, { history: 10 }),
       new RegExp(`^Cannot open database .*: schema version ${SCHEMA_VERSION + 1} is newer`),
     );
@@ -95,10 +95,10 @@ Deno.test("sqlite log refuses a database from a newer schema", async () => {
 Deno.test("sqlite log refuses a file that is not a database", async () => {
   await withPath(async (path) => {
     await Deno.writeTextFile(path, "name,nick\nlobby,alice\n".repeat(100));
-    const error = assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /./);
+    const error = await assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /./);
     assert.equal(error.message, `Cannot open database ${path}: file is not a database`);
     await Deno.writeFile(path, crypto.getRandomValues(new Uint8Array(16384)));
-    assertOpenFails(
+    await assertOpenFails(
       () => SqliteEventLog.open(path, { history: 10 }),
       /^Cannot open database .*: file is not a database$/,
     );
@@ -107,14 +107,14 @@ Deno.test("sqlite log refuses a file that is not a database", async () => {
 
 Deno.test("sqlite log refuses a database with damaged pages", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 1000 });
+    const log = await SqliteEventLog.open(path, { history: 1000 });
     for (let i = 0; i < 50; i++) await log.append([message(`room-${i}`, "x".repeat(3000))]);
     await log.close();
     // Keep the header page (so it still looks like SQLite) and overwrite the ones after it.
     const bytes = await Deno.readFile(path);
     bytes.fill(0x41, 4096, 4096 * 8);
     await Deno.writeFile(path, bytes);
-    assertOpenFails(
+    await assertOpenFails(
       () => SqliteEventLog.open(path, { history: 1000 }),
       /^Cannot open database .*: database is corrupt/,
     );
@@ -149,33 +149,33 @@ async function makeReadOnly(
 
 Deno.test("sqlite log refuses a read-only database at open", async () => {
   await withPath(async (path) => {
-    await SqliteEventLog.open(path, { history: 10 }).close();
+    await (await SqliteEventLog.open(path, { history: 10 })).close();
     const readOnly = await makeReadOnly(path);
     if (readOnly === undefined) {
       // Root on a file system without chattr: ask SQLite itself for a read-only handle, which
       // is what it silently falls back to for a file it may not write.
-      assertOpenFails(
+      await assertOpenFails(
         () => SqliteEventLog.open(`file:${path}?mode=ro`, { history: 10 }),
         /^Cannot open database .*read-only/,
       );
       return;
     }
     try {
-      assertOpenFails(
+      await assertOpenFails(
         () => SqliteEventLog.open(path, { history: 10 }),
         /^Cannot open database .*: file is read-only/,
       );
     } finally {
       await readOnly.undo();
     }
-    await SqliteEventLog.open(path, { history: 10 }).close();
+    await (await SqliteEventLog.open(path, { history: 10 })).close();
   });
 });
 
 Deno.test("sqlite log refuses a read-only handle opened through a URI", async () => {
   await withPath(async (path) => {
-    await SqliteEventLog.open(path, { history: 10 }).close();
-    assertOpenFails(
+    await (await SqliteEventLog.open(path, { history: 10 })).close();
+    await assertOpenFails(
       () => SqliteEventLog.open(`file:${path}?mode=ro`, { history: 10 }),
       /^Cannot open database .*read-only/,
     );
@@ -184,11 +184,11 @@ Deno.test("sqlite log refuses a read-only handle opened through a URI", async ()
 
 Deno.test("sqlite log refuses a missing directory and a directory path", async () => {
   await withPath(async (path, dir) => {
-    assertOpenFails(
+    await assertOpenFails(
       () => SqliteEventLog.open(`${dir}/missing/parley.db`, { history: 10 }),
       /^Cannot open database .*missing\/parley\.db: unable to create the file/,
     );
-    assertOpenFails(
+    await assertOpenFails(
       () => SqliteEventLog.open(dir, { history: 10 }),
       /^Cannot open database .*: path is a directory$/,
     );
@@ -199,14 +199,17 @@ Deno.test("sqlite log refuses a missing directory and a directory path", async (
 
 Deno.test("sqlite log refuses a file another log in this process holds", async () => {
   await withPath(async (path) => {
-    const first = SqliteEventLog.open(path, { history: 10 });
+    const first = await SqliteEventLog.open(path, { history: 10 });
     await first.append([message("lobby", "one")]);
-    assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /locked by another process/);
+    await assertOpenFails(
+      () => SqliteEventLog.open(path, { history: 10 }),
+      /locked by another process/,
+    );
     // The failed open must not have released the first log's lock.
     await first.append([message("lobby", "two")]);
-    assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /locked/);
+    await assertOpenFails(() => SqliteEventLog.open(path, { history: 10 }), /locked/);
     await first.close();
-    const second = SqliteEventLog.open(path, { history: 10 });
+    const second = await SqliteEventLog.open(path, { history: 10 });
     assert.equal((await second.load()).lastId, 2);
     await second.close();
   });
@@ -214,12 +217,12 @@ Deno.test("sqlite log refuses a file another log in this process holds", async (
 
 Deno.test("sqlite log refuses a file another process holds", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 10 });
+    const log = await SqliteEventLog.open(path, { history: 10 });
     const module = new URL("../../lib/storage/sqlite_event_log.ts", import.meta.url).href;
     const child = `
       import { SqliteEventLog } from ${JSON.stringify(module)};
       try {
-        await SqliteEventLog.open(${JSON.stringify(path)}, { history: 10 }).close();
+        await (await SqliteEventLog.open(${JSON.stringify(path)}, { history: 10 })).close();
         console.log("opened");
       } catch (e) {
         console.log(e.name + ": " + e.message);
@@ -236,11 +239,11 @@ Deno.test("sqlite log refuses a file another process holds", async () => {
 
 Deno.test("sqlite log rejects a failed batch and keeps working after", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 100 });
+    const log = await SqliteEventLog.open(path, { history: 100 });
     await log.append([message("lobby", "before")]);
     const before = log.stats;
     // Cap the file at its current size: the next write that needs a page hits SQLITE_FULL.
-    log._setMaxPageCount(log._pageCount());
+    await log._setMaxPageCount(await log._pageCount());
     const batch = [
       log.append([message("lobby", "small")]),
       log.putSession({ id: "s1", token: "t", nick: "bob", createdAt: 1, rooms: { lobby: 1 } }),
@@ -257,7 +260,7 @@ Deno.test("sqlite log rejects a failed batch and keeps working after", async () 
       );
     }
     assert.deepEqual(log.stats, before);
-    log._setMaxPageCount(1_000_000);
+    await log._setMaxPageCount(1_000_000);
     // The failed batch consumed no ids and left nothing behind.
     const [after] = await log.append([message("lobby", "after")]);
     assert.equal(after?.id, 2);
@@ -269,7 +272,7 @@ Deno.test("sqlite log rejects a failed batch and keeps working after", async () 
     };
     check(await log.load());
     await log.close();
-    const reopened = SqliteEventLog.open(path, { history: 100 });
+    const reopened = await SqliteEventLog.open(path, { history: 100 });
     check(await reopened.load());
     await reopened.close();
   });
@@ -277,7 +280,7 @@ Deno.test("sqlite log rejects a failed batch and keeps working after", async () 
 
 Deno.test("sqlite log commits concurrent appends in one transaction", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 100 });
+    const log = await SqliteEventLog.open(path, { history: 100 });
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 1000; i++) calls.push(log.append([message(`room-${i % 5}`, `${i}`)]));
     calls.push(log.putSession({ id: "s", token: "t", nick: "n", createdAt: 1, rooms: {} }));
@@ -289,25 +292,100 @@ Deno.test("sqlite log commits concurrent appends in one transaction", async () =
   });
 });
 
+Deno.test("sqlite log pipelines: calls made while a batch commits form the next one", async () => {
+  await withPath(async (path) => {
+    const log = await SqliteEventLog.open(path, { history: 100 });
+    const first = log.append([message("lobby", "first")]);
+    // The batch holding `first` goes to the worker at the next immediate; these come after.
+    await new Promise((resolve) => setImmediate(resolve));
+    const order: number[] = [];
+    const rest = [1, 2, 3].map((i) =>
+      log.append([message("lobby", `${i}`)]).then((events) => (order.push(i), events))
+    );
+    rest.push(
+      log.putSession({ id: "s", token: "t", nick: "n", createdAt: 1, rooms: {} }).then(
+        () => (order.push(4), []),
+      ),
+    );
+    assert.deepEqual((await first).map((e) => e.id), [1]);
+    assert.deepEqual((await Promise.all(rest)).flat().map((e) => e.id), [2, 3, 4]);
+    assert.deepEqual(order, [1, 2, 3, 4]);
+    assert.deepEqual(log.stats, { transactions: 2, appended: 4 });
+    await log.close();
+  });
+});
+
+Deno.test("sqlite log lets the process exit once closed, and after a failed open", async () => {
+  await withPath(async (path) => {
+    const module = new URL("../../lib/storage/sqlite_event_log.ts", import.meta.url).href;
+    const child = `
+      import { SqliteEventLog } from ${JSON.stringify(module)};
+      const log = await SqliteEventLog.open(${JSON.stringify(path)}, { history: 10 });
+      await log.append([{ type: "message", room: "r", nick: "n", text: "x", ts: 1, session: "s" }]);
+      await log.close();
+      await SqliteEventLog.open(${JSON.stringify(path + "/not-a-dir/x.db")}, { history: 10 })
+        .catch((e) => console.log(e.name));`;
+    const process = new Deno.Command(Deno.execPath(), { args: ["eval", child], stdout: "piped" })
+      .spawn();
+    // A worker left running would keep the child alive: give it a generous bound, then kill.
+    const timer = setTimeout(() => process.kill("SIGKILL"), 15_000);
+    const out = await process.output();
+    clearTimeout(timer);
+    assert.equal(out.signal, null, "the child exited by itself");
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "StorageError");
+    const reopened = await SqliteEventLog.open(path, { history: 10 });
+    assert.equal((await reopened.load()).lastId, 1);
+    await reopened.close();
+  });
+});
+
 Deno.test("sqlite log makes writes queued at close durable", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 10 });
+    const log = await SqliteEventLog.open(path, { history: 10 });
     const pending = log.append([message("lobby", "last words")]);
     await log.close();
     assert.equal(log.closed, true);
     assert.equal((await pending)[0]?.id, 1);
-    const reopened = SqliteEventLog.open(path, { history: 10 });
+    const reopened = await SqliteEventLog.open(path, { history: 10 });
     assert.equal((await reopened.load()).rooms[0]?.events[0]?.text, "last words");
     await reopened.close();
   });
 });
 
+Deno.test("sqlite log continues ids after the highest kept, dropped or recorded one", async () => {
+  await withPath(async (path) => {
+    const nextId = async (history: number) => {
+      const log = await SqliteEventLog.open(path, { history });
+      const [event] = await log.append([message("lobby", "next")]);
+      await log.close();
+      return event?.id;
+    };
+    const setMeta = (value: number) => {
+      const db = new DatabaseSync(path);
+      db.exec(`UPDATE meta SET value = ${value} WHERE key = 'last_id'`);
+      db.close();
+    };
+    // Commits do not rewrite meta.last_id: kept events give the next id...
+    const log = await SqliteEventLog.open(path, { history: 100 });
+    for (let i = 0; i < 5; i++) await log.append([message("lobby", `${i}`)]);
+    await log.close();
+    setMeta(0);
+    assert.equal(await nextId(100), 6);
+    // ...and so do dropped ones, with retention emptying the room...
+    setMeta(0);
+    assert.equal(await nextId(0), 7);
+    // ...and meta.last_id, as files written by every commit have it, is a floor on top.
+    setMeta(50);
+    assert.equal(await nextId(100), 51);
+  });
+});
+
 Deno.test("sqlite log applies a lowered history at open", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 5 });
+    const log = await SqliteEventLog.open(path, { history: 5 });
     for (let i = 1; i <= 5; i++) await log.append([message("lobby", `${i}`)]);
     await log.close();
-    const smaller = SqliteEventLog.open(path, { history: 2 });
+    const smaller = await SqliteEventLog.open(path, { history: 2 });
     const [room] = (await smaller.load()).rooms;
     assert.deepEqual(room?.events.map((e) => e.id), [4, 5]);
     assert.equal(room?.droppedThrough, 3);
@@ -322,7 +400,7 @@ Deno.test("sqlite log applies a lowered history at open", async () => {
 
 Deno.test("sqlite log rejects a malformed event without failing its batch", async () => {
   await withPath(async (path) => {
-    const log = SqliteEventLog.open(path, { history: 10 });
+    const log = await SqliteEventLog.open(path, { history: 10 });
     const good = log.append([message("lobby", "a")]);
     const bad = log.append([{ ...message("lobby", "b"), type: "shout" as "message" }]);
     const alsoGood = log.append([message("lobby", "c")]);
@@ -333,6 +411,6 @@ Deno.test("sqlite log rejects a malformed event without failing its batch", asyn
   });
 });
 
-Deno.test("sqlite log rejects a negative history", () => {
-  assert.throws(() => SqliteEventLog.open(":memory:", { history: -1 }), RangeError);
+Deno.test("sqlite log rejects a negative history", async () => {
+  await assert.rejects(SqliteEventLog.open(":memory:", { history: -1 }), RangeError);
 });
