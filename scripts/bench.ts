@@ -5,4 +5,6 @@ import { benchStore } from "./bench_store.ts";
 
 await benchHttp();
 await benchStore();
-await benchSends();
+// 64 clients, then 256: more clients at once means larger group commits.
+await benchSends(5, 64);
+await benchSends(5, 256);

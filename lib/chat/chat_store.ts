@@ -276,7 +276,9 @@ export class ChatStore {
     text: unknown,
     clientId: unknown,
   ): Promise<{ event: StoredEvent; created: boolean }> {
-    if (!session.rooms.has(room)) {
+    // A leave still committing counts as done: a message stored after it would come from someone
+    // who already left.
+    if (!session.rooms.has(room) || this.#leaves.has(`${session.id}\n${room}`)) {
       throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${room} before sending to it`);
     }
     const problem = textProblem(text, this.#options.maxMessage) ?? clientIdProblem(clientId);

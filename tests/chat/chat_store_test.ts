@@ -81,6 +81,19 @@ Deno.test("concurrent leaves of one room store one leave event", async () => {
   assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), ["leave lobby alice"]);
 });
 
+Deno.test("a send racing a leave is refused, so no message follows the leave event", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(alice, "lobby");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const leaving = store.leave(alice, "lobby");
+  await rejectsWith(store.send(alice, "lobby", "too late", undefined), 403, "not_member");
+  await leaving;
+  assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), ["leave lobby alice"]);
+});
+
 Deno.test("a session ending while it joins a room leaves that room too", async () => {
   const store = await openStore();
   const alice = await session(store, "alice");
