@@ -24,6 +24,20 @@ export interface StoredEvent extends ChatEvent {
 /** An event before the log has given it an id. */
 export type NewEvent = Omit<StoredEvent, "id">;
 
+/** The stored form of `event` with `id`; optional fields present only when set, as loads read them. */
+export function storedEvent(id: number, event: NewEvent): StoredEvent {
+  return {
+    id,
+    type: event.type,
+    room: event.room,
+    nick: event.nick,
+    ...(event.text !== undefined ? { text: event.text } : {}),
+    ts: event.ts,
+    ...(event.clientId !== undefined ? { clientId: event.clientId } : {}),
+    session: event.session,
+  };
+}
+
 /** A session as stored; presence (last seen) is not stored: a restart starts the grace anew. */
 export interface StoredSession {
   /** Internal id, also written into `StoredEvent.session`. */

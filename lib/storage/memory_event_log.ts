@@ -5,6 +5,7 @@ import {
   type Snapshot,
   StorageError,
   type StoredEvent,
+  storedEvent,
   type StoredSession,
 } from "./event_log.ts";
 
@@ -62,7 +63,7 @@ export class MemoryEventLog implements EventLog {
     if (this.#closed) return closedError("append");
     const stored: StoredEvent[] = [];
     for (const event of events) {
-      const e = toStored(++this.#lastId, event);
+      const e = storedEvent(++this.#lastId, event);
       stored.push(e);
       this.#retain(e);
       // Membership moves with its event (see `EventLog.append`); unknown sessions get none.
@@ -113,20 +114,6 @@ export class MemoryEventLog implements EventLog {
       room.head = 0;
     }
   }
-}
-
-/** Builds the stored form with optional fields present only when set, as SQLite reads them back. */
-function toStored(id: number, e: NewEvent): StoredEvent {
-  return {
-    id,
-    type: e.type,
-    room: e.room,
-    nick: e.nick,
-    ...(e.text !== undefined ? { text: e.text } : {}),
-    ts: e.ts,
-    ...(e.clientId !== undefined ? { clientId: e.clientId } : {}),
-    session: e.session,
-  };
 }
 
 function copySession(s: StoredSession): StoredSession {

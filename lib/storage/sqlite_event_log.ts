@@ -7,6 +7,7 @@ import {
   type Snapshot,
   StorageError,
   type StoredEvent,
+  storedEvent,
   type StoredSession,
 } from "./event_log.ts";
 import {
@@ -175,7 +176,7 @@ export class SqliteEventLog implements EventLog {
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       // The id is set once the worker says which ids the batch got.
-      stored[i] = toStored(0, e);
+      stored[i] = storedEvent(0, e);
       data.push(e.type, e.room, e.nick, e.text ?? null, e.ts, e.clientId ?? null, e.session);
     }
     return new Promise((resolve, reject) => this.#enqueue({ resolve, reject, events: stored }));
@@ -347,20 +348,6 @@ function checkHistory(n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new RangeError(`history must be a non-negative integer, got ${n}`);
   }
-}
-
-/** Builds the stored form with optional fields present only when set, as load() reads them. */
-function toStored(id: number, e: NewEvent): StoredEvent {
-  return {
-    id,
-    type: e.type,
-    room: e.room,
-    nick: e.nick,
-    ...(e.text !== undefined ? { text: e.text } : {}),
-    ts: e.ts,
-    ...(e.clientId !== undefined ? { clientId: e.clientId } : {}),
-    session: e.session,
-  };
 }
 
 function firstLine(e: unknown): string {
