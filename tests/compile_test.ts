@@ -35,8 +35,10 @@ Deno.test({
     : `compiled binary serves the embedded page and the API (ignored: deno compile could not build: ${result.reason})`,
   ignore: !result.ok,
   async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "parley_compiled_" });
     const child = new Deno.Command(output, {
-      args: ["--host", "127.0.0.1", "--port", "0", "--store", "memory"],
+      // The default store, SQLite on its worker thread: the worker must be inside the binary too.
+      args: ["--host", "127.0.0.1", "--port", "0", "--store", `sqlite:${dir}/parley.db`],
       stdout: "null",
       stderr: "piped",
     }).spawn();
@@ -55,6 +57,12 @@ Deno.test({
       assert.match(await page.text(), /<html/i);
       const health = await fetch(`${url}/healthz`);
       assert.deepEqual(await health.json(), { status: "ok" });
+      const session = await fetch(`${url}/api/session`, {
+        method: "POST",
+        body: JSON.stringify({ nick: "binary" }),
+      });
+      assert.equal(session.status, 201, "a session is written through the SQLite worker");
+      await session.body?.cancel();
       child.kill("SIGTERM");
       assert.equal((await child.status).code, 0);
       await reader.cancel();
@@ -65,6 +73,7 @@ Deno.test({
         // exited already
       }
       await Deno.remove(output).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });
