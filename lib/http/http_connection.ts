@@ -59,6 +59,8 @@ export class HttpConnection implements ConnectionHandler {
   #bodyStart: number | null = null;
   #idleSince: number;
   #paused = false;
+  /** A request behind others expects `100 Continue`: sent once the responses ahead are written. */
+  #continueOwed = false;
 
   constructor(conn: Connection, ctx: HttpConnectionContext) {
     this.conn = conn;
@@ -153,7 +155,11 @@ export class HttpConnection implements ConnectionHandler {
       if (step.kind === "incomplete") break;
       if (step.kind === "head") {
         this.#bodyStart = ctx.now();
-        if (step.head.expectContinue && this.#pending.length === 0) this.conn.write(CONTINUE);
+        if (step.head.expectContinue) {
+          // An interim response must not overtake the final ones before it.
+          if (this.#pending.length === 0) this.conn.write(CONTINUE);
+          else this.#continueOwed = true;
+        }
         continue;
       }
       this.#bodyStart = null;
@@ -161,6 +167,7 @@ export class HttpConnection implements ConnectionHandler {
         this.#fail(step.error);
         return;
       }
+      this.#continueOwed = false;
       this.#dispatch(step.request);
     }
     if (this.#parser.phase === "idle") this.#requestStart = null;
@@ -220,6 +227,10 @@ export class HttpConnection implements ConnectionHandler {
       }
     }
     if (pending.length > 0) return;
+    if (this.#continueOwed && !this.#closing) {
+      this.#continueOwed = false;
+      this.conn.write(CONTINUE);
+    }
     this.#idleSince = this.#ctx.now();
     if (this.#closing) {
       // The client went away (EOF) and every answer is written.

@@ -427,6 +427,26 @@ Deno.test("server answers Expect: 100-continue with 100 on HTTP/1.1", async () =
   });
 });
 
+Deno.test("server sends a pipelined request's 100 Continue only after the responses before it", async () => {
+  await withApp({}, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+      );
+      // The interim answer must not overtake the poll's final one.
+      assert.equal(await client.quiet(100), true);
+      app.release("polled");
+      assert.deepEqual(json(await client.readResponse()), { body: "polled" });
+      assert.equal((await client.readResponse()).status, 100);
+      await client.send("hello");
+      const res = await client.readResponse();
+      assert.equal(res.status, 200);
+      assert.equal(res.body, "hello");
+    });
+  });
+});
+
 Deno.test("server sends no 100 Continue to HTTP/1.0", async () => {
   await withApp({}, async ({ port }) => {
     await withClient(port, async (client) => {
