@@ -50,7 +50,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   store: {
     default: "sqlite:parley.db",
     arg: "URL",
-    help: "memory, sqlite:PATH or redis://HOST:PORT[/DB]",
+    help: "memory or sqlite:PATH (redis://HOST:PORT[/DB] is parsed but not available yet)",
   },
   history: { default: "1000", arg: "N", help: "events kept per room" },
   "max-message": { default: "2000", arg: "N", help: "characters in a message" },
