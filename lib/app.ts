@@ -4,6 +4,7 @@ import { ChatStore } from "./chat/chat_store.ts";
 import type { Config } from "./config.ts";
 import { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static_files.ts";
+import type { HttpRequest, HttpResponse } from "./http/types.ts";
 import { Logger } from "./log.ts";
 import type { EventLog } from "./storage/event_log.ts";
 import { MemoryEventLog } from "./storage/memory_event_log.ts";
@@ -94,6 +95,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       trustProxy: config.trustProxy,
       sweepInterval,
       now,
+      ...(logger.enabled("debug")
+        ? {
+          onResponse: (req: HttpRequest, res: HttpResponse, ms: number) =>
+            logger.debug("request", {
+              method: req.method,
+              path: req.path,
+              status: res.status,
+              ms,
+              client: req.remoteAddr,
+            }),
+        }
+        : {}),
       onError: (error, req) =>
         logger.error("handler failed", {
           request: req ? `${req.method} ${req.path}` : undefined,

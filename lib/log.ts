@@ -19,6 +19,11 @@ export class Logger {
     this.#write = write;
   }
 
+  /** True when lines of `level` are written (to skip building them otherwise). */
+  enabled(level: LogLevel): boolean {
+    return LOG_LEVELS.indexOf(level) >= this.#min;
+  }
+
   /** Logs at debug level. */
   debug(message: string, fields?: LogFields): void {
     this.#log("debug", message, fields);

@@ -24,6 +24,8 @@ export interface HttpServerOptions {
   now?: () => number;
   /** Called with errors handlers threw (they are answered with 500). */
   onError?: (error: unknown, req: HttpRequest | null) => void;
+  /** Called with every handler's final response and its time in milliseconds (access logs). */
+  onResponse?: (req: HttpRequest, res: HttpResponse, ms: number) => void;
 }
 
 /** Counters the server keeps for `/metrics`. */
@@ -201,6 +203,19 @@ export class HttpServer {
   }
 
   #respond(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+    const onResponse = this.#options.onResponse;
+    if (!onResponse) return this.#answer(req);
+    const now = this.#ctx.now;
+    const start = now();
+    const report = (res: HttpResponse) => {
+      onResponse(req, res, now() - start);
+      return res;
+    };
+    const answer = this.#answer(req);
+    return answer instanceof Promise ? answer.then(report) : report(answer);
+  }
+
+  #answer(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
     try {
       const result = this.#handler(req);
       if (result instanceof Promise) {

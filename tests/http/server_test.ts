@@ -891,3 +891,25 @@ Deno.test("server serves a large fetch upload and download", async () => {
     },
   );
 });
+
+Deno.test("server reports every handler's final response to onResponse, thrown errors included", async () => {
+  const seen: string[] = [];
+  await withApp({
+    onResponse: (req, res, ms) => {
+      assert.ok(ms >= 0);
+      seen.push(`${req.method} ${req.path} ${res.status}`);
+    },
+  }, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await client.readResponse()).status, 200);
+      await client.send("GET /missing HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.equal((await client.readResponse()).status, 404);
+      await client.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+      await until(() => app.waiting.length > 0, 2000, "the slow request to wait");
+      app.release();
+      assert.equal((await client.readResponse()).status, 200);
+    });
+  });
+  assert.deepEqual(seen, ["GET /hello 200", "GET /missing 404", "GET /slow 200"]);
+});
