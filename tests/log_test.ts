@@ -8,7 +8,7 @@ Deno.test("logger writes lines at or above its level only", () => {
   logger.warn("shown", { port: 8080 });
   logger.error("also shown");
   assert.equal(lines.length, 2);
-  assert.match(lines[0]!, / WARN  shown port=8080$/);
+  assert.match(lines[0]!, / WARN {2}shown port=8080$/);
   assert.equal(logger.enabled("debug"), false);
   assert.equal(logger.enabled("error"), true);
 });
