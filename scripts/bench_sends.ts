@@ -5,12 +5,12 @@
  * many connections at once, so SQLite's group commit can batch them. Only 2xx answers count;
  * `/metrics` `parley_events_total` cross-checks the count. Loopback only.
  */
+import { api, startServer } from "./_server_process.ts";
 import { printTable, wrk } from "./_wrk.ts";
 
 /** Accepted sends per second the SQLite store should sustain. */
 const TARGET = 20_000;
 const ROOM = "bench";
-const ROOT = new URL("../", import.meta.url);
 
 interface Measurement {
   store: string;
@@ -22,107 +22,6 @@ interface Measurement {
   /** Growth of `parley_events_total` during the run (answered or not). */
   eventsDelta: number;
   latencyP50: string;
-}
-
-/** A Parley server in its own process. */
-interface Server {
-  url: string;
-  stop(): Promise<void>;
-}
-
-/** A port that was free a moment ago (the server logs nothing below `error` to announce one). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
-async function startServer(store: string): Promise<Server> {
-  const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "main.ts",
-      "--host",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--store",
-      store,
-      "--send-rate",
-      "0",
-      "--session-rate",
-      "0",
-      "--log-level",
-      "error",
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  // Keep stderr drained (a full pipe would stall the server) and at hand for error reports.
-  let stderr = "";
-  const drained = (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of child.stderr) {
-      if (stderr.length < 64 * 1024) stderr += decoder.decode(chunk, { stream: true });
-    }
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const stop = async () => {
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // Exited already.
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Exited meanwhile.
-      }
-    }, 15_000);
-    await status;
-    clearTimeout(timer);
-    await drained;
-  };
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  while (true) {
-    try {
-      const res = await fetch(`${url}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) return { url, stop };
-    } catch {
-      // Not listening yet.
-    }
-    if (exited || Date.now() > deadline) {
-      await stop();
-      throw new Error(`bench_sends: the ${store} server did not start:\n${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function api(url: string, method: string, path: string, token?: string, body?: unknown) {
-  const res = await fetch(url + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body !== undefined ? { "content-type": "application/json" } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`bench_sends: ${method} ${path}: ${res.status} ${text}`);
-  return text ? JSON.parse(text) : null;
 }
 
 async function eventsTotal(url: string): Promise<number> {
