@@ -147,6 +147,28 @@ export class ApiClient {
     return res.body;
   }
 
+  /**
+   * Sessions alice and bob, each joined to `rooms` (alice first), and the cursor after those
+   * joins: the common start of tests about what one sees of the other.
+   */
+  async aliceAndBob(
+    rooms: string[] = ["lobby"],
+  ): Promise<
+    {
+      alice: { token: string; cursor: string };
+      bob: { token: string; cursor: string };
+      cursor: string;
+    }
+  > {
+    const alice = await this.session("alice");
+    const bob = await this.session("bob");
+    for (const session of [alice, bob]) {
+      for (const room of rooms) await this.join(session.token, room);
+    }
+    const cursor: string = (await this.poll(alice.token, null, 0)).body.cursor;
+    return { alice, bob, cursor };
+  }
+
   /** Joins a room. */
   async join(token: string, room: string): Promise<ApiAnswer> {
     return await this.call("POST", `/api/rooms/${encodeURIComponent(room)}/join`, { token });

@@ -348,11 +348,7 @@ serverTest(
   "leaving answers 204 and a room not joined is 404 not_member",
   [],
   async (_app, client) => {
-    const alice = await client.session("alice");
-    const bob = await client.session("bob");
-    await client.join(alice.token, "lobby");
-    await client.join(bob.token, "lobby");
-    const cursor = (await client.poll(bob.token, null, 0)).body.cursor;
+    const { alice, bob, cursor } = await client.aliceAndBob();
 
     const left = await client.call("POST", "/api/rooms/lobby/leave", { token: alice.token });
     assertOk(left, 204);
@@ -578,11 +574,7 @@ serverTest(
   "a repeated clientId answers 200 with the first event and stores nothing",
   [],
   async (_app, client) => {
-    const alice = await client.session("alice");
-    const bob = await client.session("bob");
-    await client.join(alice.token, "lobby");
-    await client.join(bob.token, "lobby");
-    const cursor = (await client.poll(bob.token, null, 0)).body.cursor;
+    const { alice, bob, cursor } = await client.aliceAndBob();
 
     const first = await client.send(alice.token, "lobby", "hello", "msg-1");
     assertOk(first, 201);
@@ -782,11 +774,7 @@ serverTest("the health check answers 503 while the server shuts down", [], async
 });
 
 serverTest("metrics have every required series with HELP and TYPE", [], async (_app, client) => {
-  const alice = await client.session("alice");
-  const bob = await client.session("bob");
-  await client.join(alice.token, "lobby");
-  await client.join(bob.token, "lobby");
-  const cursor = (await client.poll(bob.token, null, 0)).body.cursor;
+  const { alice, bob, cursor } = await client.aliceAndBob();
   await client.send(alice.token, "lobby", "hi");
   await client.poll(bob.token, cursor, 0);
   await client.call("GET", "/nothing-here");

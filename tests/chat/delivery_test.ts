@@ -97,13 +97,7 @@ Deno.test(
 
 Deno.test("a poller far behind gets its events in answers of at most 500, in order, without a gap", () =>
   withServer({}, async (_app, client) => {
-    const alice = await client.session("alice");
-    const bob = await client.session("bob");
-    await client.join(alice.token, "lobby");
-    await client.join(alice.token, "dev");
-    await client.join(bob.token, "lobby");
-    await client.join(bob.token, "dev");
-    const start: string = (await client.poll(bob.token, null, 0)).body.cursor;
+    const { alice, bob, cursor: start } = await client.aliceAndBob(["lobby", "dev"]);
     const sent: number[] = [];
     for (let i = 0; i < 600; i++) {
       const room = i % 3 === 0 ? "dev" : "lobby";

@@ -16,18 +16,8 @@ function serverTest(name: string, fn: (app: App, client: ApiClient) => Promise<v
   Deno.test(name, () => withServer({}, fn));
 }
 
-/** Two sessions in `lobby`, and alice's cursor after both joins. */
-async function aliceAndBob(client: ApiClient) {
-  const alice = await client.session("alice");
-  const bob = await client.session("bob");
-  await client.join(alice.token, "lobby");
-  await client.join(bob.token, "lobby");
-  const cursor: string = (await client.poll(alice.token, null, 0)).body.cursor;
-  return { alice, bob, cursor };
-}
-
 serverTest("a poll waits while nothing happens", async (_app, client) => {
-  const { alice, cursor } = await aliceAndBob(client);
+  const { alice, cursor } = await client.aliceAndBob();
   const abort = new AbortController();
   let settled = false;
   const poll = client.poll(alice.token, cursor, 30, abort.signal).finally(() => settled = true);
@@ -41,7 +31,7 @@ serverTest("a poll waits while nothing happens", async (_app, client) => {
 });
 
 serverTest("a message wakes a waiting poll within milliseconds", async (_app, client) => {
-  const { alice, bob, cursor } = await aliceAndBob(client);
+  const { alice, bob, cursor } = await client.aliceAndBob();
   const poll = client.poll(alice.token, cursor, 30);
   await client.untilMetric("parley_waiting_polls", 1);
   const started = performance.now();
@@ -57,7 +47,7 @@ serverTest("a message wakes a waiting poll within milliseconds", async (_app, cl
 });
 
 serverTest("every open poll of a session wakes with the same events", async (_app, client) => {
-  const { alice, bob, cursor } = await aliceAndBob(client);
+  const { alice, bob, cursor } = await client.aliceAndBob();
   const polls = [client.poll(alice.token, cursor, 30), client.poll(alice.token, cursor, 30)];
   await client.untilMetric("parley_waiting_polls", 2);
   const sent = await client.send(bob.token, "lobby", "both of you");
@@ -69,7 +59,7 @@ serverTest("every open poll of a session wakes with the same events", async (_ap
 serverTest(
   "a poll that times out answers 200 with no events and the same cursor",
   async (_app, client) => {
-    const { alice, cursor } = await aliceAndBob(client);
+    const { alice, cursor } = await client.aliceAndBob();
     const started = performance.now();
     const answer = await client.poll(alice.token, cursor, 0.3);
     const elapsed = performance.now() - started;
@@ -84,7 +74,7 @@ serverTest(
 );
 
 serverTest("a poll whose client goes away leaves no waiter", async (_app, client) => {
-  const { alice, bob, cursor } = await aliceAndBob(client);
+  const { alice, bob, cursor } = await client.aliceAndBob();
   // fetch aborted by the client.
   const abort = new AbortController();
   const poll = client.poll(alice.token, cursor, 30, abort.signal);
@@ -108,7 +98,7 @@ serverTest("a poll whose client goes away leaves no waiter", async (_app, client
 });
 
 serverTest("a poll without a cursor starts at the present", async (_app, client) => {
-  const { alice, bob } = await aliceAndBob(client);
+  const { alice, bob } = await client.aliceAndBob();
   await client.send(bob.token, "lobby", "before");
   const now = await client.poll(alice.token, null, 0);
   assert.deepEqual(now.body.events, []);
@@ -186,7 +176,7 @@ serverTest(
 serverTest(
   "shutdown answers a waiting poll 200 with no events and Connection: close",
   async (app, client) => {
-    const { alice, cursor } = await aliceAndBob(client);
+    const { alice, cursor } = await client.aliceAndBob();
     using raw = await RawHttp.connect(client.url);
     await raw.send(
       `GET /api/events?cursor=${cursor}&wait=30 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${alice.token}\r\n\r\n`,
@@ -207,7 +197,7 @@ serverTest(
 );
 
 serverTest("a poll covers a room joined while it waits", async (_app, client) => {
-  const { alice, bob, cursor } = await aliceAndBob(client);
+  const { alice, bob, cursor } = await client.aliceAndBob();
   await client.join(bob.token, "dev");
   const poll = client.poll(alice.token, cursor, 30);
   await client.untilMetric("parley_waiting_polls", 1);
@@ -225,7 +215,7 @@ serverTest("a poll covers a room joined while it waits", async (_app, client) =>
 });
 
 serverTest("ending a session answers its open poll at once", async (_app, client) => {
-  const { alice, cursor } = await aliceAndBob(client);
+  const { alice, cursor } = await client.aliceAndBob();
   const poll = client.poll(alice.token, cursor, 30);
   await client.untilMetric("parley_waiting_polls", 1);
   const started = performance.now();

@@ -43,13 +43,7 @@ async function members(client: ApiClient): Promise<Record<string, number>> {
 presenceTest(
   "a session that neither polls nor calls for the grace period leaves its rooms and its token expires",
   async (app, client, clock) => {
-    const alice = await client.session("alice");
-    const bob = await client.session("bob");
-    await client.join(alice.token, "lobby");
-    await client.join(alice.token, "dev");
-    await client.join(bob.token, "lobby");
-    await client.join(bob.token, "dev");
-    const cursor: string = (await client.poll(bob.token, null, 0)).body.cursor;
+    const { alice, bob, cursor } = await client.aliceAndBob(["lobby", "dev"]);
 
     clock.advance(GRACE_S * 1000 - 1000);
     await app.sweep();

@@ -10,11 +10,7 @@ interface Event {
 
 Deno.test("a poller whose cursor fell out of retention gets gap: true and the retained events", () =>
   withServer({ flags: ["--history", "5"] }, async (_app, client) => {
-    const alice = await client.session("alice");
-    const bob = await client.session("bob");
-    await client.join(alice.token, "lobby");
-    await client.join(bob.token, "lobby");
-    const old: string = (await client.poll(alice.token, null, 0)).body.cursor;
+    const { alice, bob, cursor: old } = await client.aliceAndBob();
     const sent: Event[] = [];
     for (let i = 1; i <= 10; i++) {
       sent.push((await client.send(bob.token, "lobby", `m${i}`)).body.event);
