@@ -86,7 +86,7 @@ export class ChatStore {
   #lastId = 0;
   #sessionLimiter: RateLimiter;
   #json = new WeakMap<StoredEvent, string>();
-  /** Joins and leaves still committing, by `session id \n room`. */
+  /** Joins and leaves still committing, by `membershipKey()`. */
   #joins = new Map<string, Promise<unknown>>();
   #leaves = new Map<string, Promise<unknown>>();
   #draining = false;
@@ -194,17 +194,13 @@ export class ChatStore {
     this.#removeSession(session);
     // Joins and leaves still committing change which rooms to leave (their events carry the
     // memberships in the log): let them finish first, so the leave events match them.
-    const prefix = `${session.id}\n`;
+    const prefix = membershipKey(session, "");
     const pending = [...this.#joins, ...this.#leaves].filter(([key]) => key.startsWith(prefix));
     if (pending.length > 0) await Promise.allSettled(pending.map(([, p]) => p));
     const now = this.#now();
-    const leaves: NewEvent[] = [...session.rooms.keys()].map((room) => ({
-      type: "leave",
-      room,
-      nick: session.nick,
-      ts: now,
-      session: session.id,
-    }));
+    const leaves = [...session.rooms.keys()].map((room) =>
+      presenceEvent("leave", session, room, now)
+    );
     if (leaves.length > 0) await this.#append(leaves);
     else this.#byId.delete(session.id);
     await this.#write(() => this.#log.deleteSession(session.id));
@@ -214,7 +210,7 @@ export class ChatStore {
   async join(session: Session, name: string): Promise<JoinView> {
     const problem = roomProblem(name);
     if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_room", problem);
-    const key = `${session.id}\n${name}`;
+    const key = membershipKey(session, name);
     const leaving = this.#leaves.get(key);
     if (leaving) {
       // A leave still committing would undo this join after it answered: let it land first.
@@ -225,13 +221,7 @@ export class ChatStore {
     }
     let joining = this.#joins.get(key);
     if (!joining && !session.rooms.has(name)) {
-      joining = this.#append([{
-        type: "join",
-        room: name,
-        nick: session.nick,
-        ts: this.#now(),
-        session: session.id,
-      }])
+      joining = this.#append([presenceEvent("join", session, name, this.#now())])
         .finally(() => this.#joins.delete(key));
       this.#joins.set(key, joining);
     }
@@ -249,18 +239,12 @@ export class ChatStore {
 
   /** Leaves a room, with a leave event. */
   async leave(session: Session, name: string): Promise<void> {
-    const key = `${session.id}\n${name}`;
+    const key = membershipKey(session, name);
     // A leave already committing counts: a second one would store a second leave event.
     if (!session.rooms.has(name) || this.#leaves.has(key)) {
       throw new HttpError(STATUS.NotFound, "not_member", `You are not in room ${name}`);
     }
-    const leaving = this.#append([{
-      type: "leave",
-      room: name,
-      nick: session.nick,
-      ts: this.#now(),
-      session: session.id,
-    }])
+    const leaving = this.#append([presenceEvent("leave", session, name, this.#now())])
       .finally(() => this.#leaves.delete(key));
     this.#leaves.set(key, leaving);
     await leaving;
@@ -278,7 +262,7 @@ export class ChatStore {
   ): Promise<{ event: StoredEvent; created: boolean }> {
     // A leave still committing counts as done: a message stored after it would come from someone
     // who already left.
-    if (!session.rooms.has(room) || this.#leaves.has(`${session.id}\n${room}`)) {
+    if (!session.rooms.has(room) || this.#leaves.has(membershipKey(session, room))) {
       throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${room} before sending to it`);
     }
     const problem = textProblem(text, this.#options.maxMessage) ?? clientIdProblem(clientId);
@@ -525,6 +509,21 @@ export class ChatStore {
 export function publicEvent(event: StoredEvent): Omit<StoredEvent, "session"> {
   const { session: _, ...rest } = event;
   return rest;
+}
+
+/** The key of a session's join or leave of a room in progress. */
+function membershipKey(session: Session, room: string): string {
+  return `${session.id}\n${room}`;
+}
+
+/** A session's join or leave event in a room. */
+function presenceEvent(
+  type: "join" | "leave",
+  session: Session,
+  room: string,
+  ts: number,
+): NewEvent {
+  return { type, room, nick: session.nick, ts, session: session.id };
 }
 
 function groupKey(session: Session, cursor: number): string {
