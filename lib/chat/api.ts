@@ -38,7 +38,7 @@ export function createApi(ctx: ApiContext): Router {
 
   router.delete("/api/session", async (req) => {
     await store.deleteSession(authenticate(store, req));
-    return { status: STATUS.NoContent, headers: { ...JSON_HEADERS } };
+    return { status: STATUS.NoContent, headers: JSON_HEADERS };
   });
 
   router.get("/api/rooms", () => jsonResponse(STATUS.OK, { rooms: store.listRooms() }));
@@ -55,7 +55,7 @@ export function createApi(ctx: ApiContext): Router {
 
   router.post("/api/rooms/:room/leave", async (req, params) => {
     await store.leave(authenticate(store, req), params.room!);
-    return { status: STATUS.NoContent, headers: { ...JSON_HEADERS } };
+    return { status: STATUS.NoContent, headers: JSON_HEADERS };
   });
 
   router.post("/api/rooms/:room/messages", async (req, params) => {
@@ -113,7 +113,7 @@ export function createApi(ctx: ApiContext): Router {
 function pollResponse(answer: { body: Uint8Array; close: boolean }): HttpResponse {
   return {
     status: STATUS.OK,
-    headers: { ...JSON_HEADERS },
+    headers: JSON_HEADERS,
     body: answer.body,
     close: answer.close,
   };

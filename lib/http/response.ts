@@ -4,18 +4,20 @@ import type { HttpResponse } from "./types.ts";
 const encoder = new TextEncoder();
 
 /** Headers every API response carries (DESIGN.md, "HTTP API"). */
-export const JSON_HEADERS = {
+export const JSON_HEADERS = Object.freeze({
   "Content-Type": "application/json; charset=utf-8",
   "Cache-Control": "no-store",
-} as const;
+} as const);
 
 /** A JSON response; `body` may be a value or text that is already JSON. */
 export function jsonResponse(
   status: number,
   value: unknown,
-  headers: Record<string, string> = {},
+  headers?: Record<string, string>,
 ): HttpResponse {
-  return { status, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(value) };
+  // The shared headers object is only read, so most answers need no copy of it.
+  const all = headers ? { ...JSON_HEADERS, ...headers } : JSON_HEADERS;
+  return { status, headers: all, body: JSON.stringify(value) };
 }
 
 /** The contract's error body `{"error": {"code", "message"}}` for an {@linkcode HttpError}. */
