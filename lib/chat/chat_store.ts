@@ -489,13 +489,15 @@ export class ChatStore {
     if (events.length > MAX_EVENTS_PER_POLL) events = events.slice(0, MAX_EVENTS_PER_POLL);
     const next = events.length > 0 ? events[events.length - 1]!.id : cursor;
     let body = '{"events":[';
-    for (let i = 0; i < events.length; i++) body += (i > 0 ? "," : "") + this.eventJson(events[i]!);
+    for (let i = 0; i < events.length; i++) {
+      body += (i > 0 ? "," : "") + this.#eventJson(events[i]!);
+    }
     body += `],"cursor":"${next}"${gap ? ',"gap":true' : ""}}`;
     return { body: encoder.encode(body), close: this.#draining, count: events.length, gap };
   }
 
   /** The public JSON of an event (without its session), computed once. */
-  eventJson(event: StoredEvent): string {
+  #eventJson(event: StoredEvent): string {
     let json = this.#json.get(event);
     if (json === undefined) {
       json = JSON.stringify(publicEvent(event));

@@ -4,10 +4,12 @@ import type { HttpResponse } from "./types.ts";
 const encoder = new TextEncoder();
 
 /** Headers every API response carries (DESIGN.md, "HTTP API"). */
-export const JSON_HEADERS = Object.freeze({
-  "Content-Type": "application/json; charset=utf-8",
-  "Cache-Control": "no-store",
-} as const);
+export const JSON_HEADERS = Object.freeze(
+  {
+    "Content-Type": "application/json; charset=utf-8",
+    "Cache-Control": "no-store",
+  } as const,
+);
 
 /** A JSON response; `body` may be a value or text that is already JSON. */
 export function jsonResponse(

@@ -172,7 +172,7 @@ export class HttpServer {
     this.#draining = true;
     clearInterval(this.#sweepTimer);
     this.#listener?.close();
-    for (const conn of [...this.#connections]) conn.conn.close();
+    // Every open connection, tracked or refused and lingering, is a selector member.
     for (const member of [...this.#selector.members()]) {
       if (member instanceof Connection) member.close();
     }
