@@ -22,6 +22,8 @@ const DEFAULT_WAIT = 25;
 const MAX_WAIT = 60;
 const HISTORY_DEFAULT = 50;
 const HISTORY_MAX = 200;
+const MEMBERS_DEFAULT = 100;
+const MEMBERS_MAX = 500;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -49,8 +51,18 @@ export function createApi(ctx: ApiContext): Router {
     return jsonResponse(STATUS.OK, {
       room: view.room,
       members: view.members,
+      memberCount: view.memberCount,
       history: view.history.map(publicEvent),
     });
+  });
+
+  router.get("/api/rooms/:room/members", (req, params) => {
+    const session = authenticate(store, req);
+    const limit = optionalInteger(req.query.get("limit"), "limit", 1, MEMBERS_MAX);
+    return jsonResponse(
+      STATUS.OK,
+      store.members(session, params.room!, req.query.get("after"), limit ?? MEMBERS_DEFAULT),
+    );
   });
 
   router.post("/api/rooms/:room/leave", async (req, params) => {

@@ -57,14 +57,24 @@ interface Waiter {
 /** A join's answer. */
 export interface JoinView {
   room: string;
+  /** The first `JOIN_MEMBERS` nicks in nick order. */
   members: string[];
+  memberCount: number;
   history: StoredEvent[];
+}
+
+/** A page of a room's members in nick order; `next` is the `after` of the following page. */
+export interface MembersPage {
+  members: string[];
+  next?: string;
 }
 
 /** Events one poll may return at most; the client continues from the returned cursor. */
 const MAX_EVENTS_PER_POLL = 500;
 /** Events of history sent with a join. */
 const JOIN_HISTORY = 50;
+/** Nicks a join answers at most; the rest come from `members()` (DESIGN.md). */
+export const JOIN_MEMBERS = 100;
 
 const encoder = new TextEncoder();
 
@@ -232,9 +242,26 @@ export class ChatStore {
     const joinId = joining ? session.rooms.get(name) ?? Infinity : Infinity;
     return {
       room: name,
-      members: [...room.members].map((s) => s.nick).sort(),
+      members: this.#memberPage(room, null, JOIN_MEMBERS).members,
+      memberCount: room.members.size,
       history: before(room.events, joinId, JOIN_HISTORY),
     };
+  }
+
+  /** Members of a room the session is in, in nick order, after `after`, at most `limit`. */
+  members(session: Session, name: string, after: string | null, limit: number): MembersPage {
+    if (!session.rooms.has(name)) {
+      throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${name} to see its members`);
+    }
+    return this.#memberPage(this.#rooms.get(name)!, after, limit);
+  }
+
+  #memberPage(room: Room, after: string | null, limit: number): MembersPage {
+    const nicks = [...room.members].map((s) => s.nick).sort();
+    let start = 0;
+    if (after !== null) { while (start < nicks.length && nicks[start]! <= after) start++; }
+    const members = nicks.slice(start, start + limit);
+    return start + limit < nicks.length ? { members, next: members.at(-1)! } : { members };
   }
 
   /** Leaves a room, with a leave event. */

@@ -282,14 +282,25 @@ serverTest(
     const alice = await client.session("alice");
     const first = await client.join(alice.token, "lobby");
     assertOk(first, 200);
-    assert.deepEqual(first.body, { room: "lobby", members: ["alice"], history: [] });
+    assert.deepEqual(first.body, {
+      room: "lobby",
+      members: ["alice"],
+      memberCount: 1,
+      history: [],
+    });
     await client.send(alice.token, "lobby", "one");
     await client.send(alice.token, "lobby", "two", "c-2");
 
     const bob = await client.session("bob");
     const joined = await client.join(bob.token, "lobby");
     assertOk(joined, 200);
-    assert.deepEqual(Object.keys(joined.body).sort(), ["history", "members", "room"]);
+    assert.deepEqual(Object.keys(joined.body).sort(), [
+      "history",
+      "memberCount",
+      "members",
+      "room",
+    ]);
+    assert.equal(joined.body.memberCount, 2);
     assert.equal(joined.body.room, "lobby");
     assert.deepEqual(joined.body.members, ["alice", "bob"]);
     const history = joined.body.history;
@@ -873,3 +884,60 @@ serverTest("an unknown path is 404 not_found with the error body", [], async (_a
   assertError(await client.call("GET", "/api/nothing"), 404, "not_found");
   assertError(await client.call("GET", "/api/rooms/lobby"), 404, "not_found");
 });
+
+serverTest(
+  "a join answers at most 100 members and the members endpoint pages through the rest in nick order",
+  [],
+  async (_app, client) => {
+    const nicks: string[] = [];
+    let last = "";
+    for (let i = 0; i < 150; i++) {
+      const nick = `m${String(i).padStart(3, "0")}`;
+      nicks.push(nick);
+      const { token } = await client.session(nick);
+      const joined = await client.join(token, "big");
+      assertOk(joined, 200);
+      last = token;
+      assert.equal(joined.body.memberCount, i + 1);
+      assert.deepEqual(joined.body.members, nicks.slice(0, 100));
+    }
+    const page1 = await client.call("GET", "/api/rooms/big/members?limit=60", { token: last });
+    assertOk(page1, 200);
+    assert.deepEqual(page1.body, { members: nicks.slice(0, 60), next: "m059" });
+    const page2 = await client.call("GET", "/api/rooms/big/members?after=m059&limit=60", {
+      token: last,
+    });
+    assert.deepEqual(page2.body, { members: nicks.slice(60, 120), next: "m119" });
+    const page3 = await client.call("GET", "/api/rooms/big/members?after=m119&limit=60", {
+      token: last,
+    });
+    assert.deepEqual(page3.body, { members: nicks.slice(120) }, "the last page has no next");
+    const defaults = await client.call("GET", "/api/rooms/big/members", { token: last });
+    assert.deepEqual(defaults.body, { members: nicks.slice(0, 100), next: "m099" });
+  },
+);
+
+serverTest(
+  "the members endpoint needs membership and a limit from 1 to 500",
+  [],
+  async (_app, client) => {
+    const { alice, bob } = await client.aliceAndBob();
+    const outsider = await client.session("carol");
+    const refused = await client.call("GET", "/api/rooms/lobby/members", {
+      token: outsider.token,
+    });
+    assertError(refused, 403, "not_member");
+    for (const bad of ["0", "501", "x", "-1"]) {
+      const answer = await client.call("GET", `/api/rooms/lobby/members?limit=${bad}`, {
+        token: alice.token,
+      });
+      assertError(answer, 400, "bad_request");
+    }
+    const all = await client.call("GET", "/api/rooms/lobby/members?limit=500", {
+      token: bob.token,
+    });
+    assert.deepEqual(all.body, { members: ["alice", "bob"] });
+    const unauthorized = await client.call("GET", "/api/rooms/lobby/members");
+    assertError(unauthorized, 401, "unauthorized");
+  },
+);
