@@ -1,5 +1,5 @@
 import denoJson from "./deno.json" with { type: "json" };
-import { startApp } from "./lib/app.ts";
+import { startApp, StartError } from "./lib/app.ts";
 import { type Command, ConfigError, parseCommand, usage } from "./lib/config.ts";
 import { Logger } from "./lib/log.ts";
 import { StorageError } from "./lib/storage/event_log.ts";
@@ -35,7 +35,7 @@ export async function main(args: string[]): Promise<number> {
       console.error(
         `parley: cannot listen on ${config.host}:${config.port}: the address is already in use`,
       );
-    } else if (error instanceof StorageError) {
+    } else if (error instanceof StorageError || error instanceof StartError) {
       console.error(`parley: ${error.message}`);
     } else if (error instanceof Error) {
       console.error(`parley: cannot start: ${error.message}`);

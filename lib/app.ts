@@ -6,8 +6,10 @@ import { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static_files.ts";
 import type { HttpRequest, HttpResponse } from "./http/types.ts";
 import { Logger } from "./log.ts";
-import type { EventLog } from "./storage/event_log.ts";
+import { type EventLog, StorageError } from "./storage/event_log.ts";
+import { LocalState } from "./storage/local_state.ts";
 import { MemoryEventLog } from "./storage/memory_event_log.ts";
+import type { SharedState } from "./storage/shared_state.ts";
 import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
 
 /** Hooks for tests: an injected clock and manual sweeps instead of timers. */
@@ -16,8 +18,10 @@ export interface AppOptions {
   /** Milliseconds between timeout and presence sweeps; 0 = none (call `sweep()`). */
   sweepInterval?: number;
   logger?: Logger;
-  /** Use this log instead of opening `config.store`. */
+  /** Keep the shared state in this log instead of opening `config.store`. */
   eventLog?: EventLog;
+  /** Use this shared state instead of opening `config.store`. */
+  state?: SharedState;
 }
 
 /** A running Parley: server, store and the timers that keep them tidy. */
@@ -27,47 +31,113 @@ export interface App {
   readonly addr: Deno.NetAddr;
   /** `http://host:port` to reach it (loopback for a wildcard host). */
   readonly url: string;
-  /** Runs the timeout and presence sweeps once (tests with an injected clock). */
+  /** Runs the timeout, presence, deadline and health sweeps once (tests with an injected clock). */
   sweep(): Promise<void>;
-  /** Drains: polls answer with `Connection: close`, then connections close, then the store. */
+  /**
+   * Drains: polls answer with `Connection: close`, then connections close, then the store; all
+   * within `timeoutMs`, whatever the store does (what it did not confirm by then is logged).
+   */
   shutdown(timeoutMs?: number): Promise<void>;
 }
 
+/** Sweeps between checks of the backend's health (a deleted database file). */
+const HEALTH_EVERY = 5;
+/** What a backend's own close deadline may overrun before shutdown stops waiting for it. */
+const CLOSE_GRACE_MS = 250;
+
 /** Opens the store named by `--store`; rejects with StorageError with a readable message. */
-export async function openEventLog(config: Config): Promise<EventLog> {
-  const options = { history: config.history };
-  switch (config.store.kind) {
-    case "memory":
-      return new MemoryEventLog(options);
-    case "sqlite":
-      return await SqliteEventLog.open(config.store.path, options);
-    case "redis":
-      throw new Error("--store redis:// is not available in this version yet");
+export async function openState(
+  config: Config,
+  options: { now?: () => number; logger?: Logger; eventLog?: EventLog } = {},
+): Promise<SharedState> {
+  const history = config.history;
+  let log = options.eventLog;
+  if (!log) {
+    switch (config.store.kind) {
+      case "memory":
+        log = new MemoryEventLog({ history });
+        break;
+      case "sqlite":
+        log = await SqliteEventLog.open(config.store.path, { history });
+        break;
+      case "redis":
+        throw new StorageError("--store redis:// is not available in this version yet");
+    }
   }
+  try {
+    return await LocalState.open(log, {
+      history,
+      ...(options.now ? { now: options.now } : {}),
+      warn: (message, fields) => options.logger?.warn(message, fields),
+    });
+  } catch (error) {
+    await log.close();
+    throw error;
+  }
+}
+
+/** A reason the server cannot start that the operator must fix; main prints it as it is. */
+export class StartError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StartError";
+  }
+}
+
+/** Reads the moderators' secret; a missing, unreadable or too short one is a StartError. */
+async function readAdminSecret(path: string | null): Promise<string | null> {
+  if (path === null) return null;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Error
+      ? error.message.split("\n", 1)[0]
+      : String(error);
+    throw new StartError(`Cannot read --admin-token-file ${path}: ${why}`);
+  }
+  const secret = text.trim();
+  if (secret.length < 8) {
+    throw new StartError(
+      `--admin-token-file ${path} must hold a secret of at least 8 characters`,
+    );
+  }
+  return secret;
 }
 
 /** Starts Parley with `config`; throws if the port is taken or the store cannot open. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const logger = options.logger ?? new Logger(config.logLevel, config.logFormat);
   const now = options.now ?? Date.now;
-  const log = options.eventLog ?? await openEventLog(config);
+  const adminSecret = await readAdminSecret(config.adminTokenFile);
+  const state = options.state ??
+    await openState(config, {
+      now,
+      logger,
+      ...(options.eventLog ? { eventLog: options.eventLog } : {}),
+    });
   let server: HttpServer | null = null;
   try {
-    const store = await ChatStore.open(log, {
-      history: config.history,
+    const store = new ChatStore(state, {
       maxMessage: config.maxMessage,
       presenceGrace: config.presenceGrace,
       sessionRate: config.sessionRate,
       sendRate: config.sendRate,
+      editWindow: config.editWindow,
+      adminSecret,
+      storeTimeout: config.storeTimeout,
       now,
+      logger,
     });
     const files = await StaticFiles.create(ASSETS);
     const api = createApi({
       store,
       static: files,
       draining: () => server?.draining ?? false,
-      metrics: () => {
-        const gauges = store.gauges;
+      metrics: async () => {
+        const gauges = await store.gauges();
         return {
           connections: server?.connections ?? 0,
           waitingPolls: gauges.waitingPolls,
@@ -77,6 +147,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           delivered: store.counters.delivered,
           responses: server?.stats.responses ?? [],
           refusedConnections: server?.stats.refused ?? 0,
+          storeErrors: store.health.errors,
+          storeHealthy: store.health.ok ? 1 : 0,
         };
       },
     });
@@ -115,9 +187,12 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     });
     const addr = server.listen();
     const running = server;
-    const presence = sweepInterval > 0
-      ? setInterval(() => void store.sweep(), sweepInterval)
-      : undefined;
+    let sweeps = 0;
+    const sweep = async () => {
+      await store.sweep();
+      if (sweeps++ % HEALTH_EVERY === 0) await store.checkHealth();
+    };
+    const sweeper = sweepInterval > 0 ? setInterval(() => void sweep(), sweepInterval) : undefined;
     const host = addr.hostname === "0.0.0.0"
       ? "127.0.0.1"
       : addr.hostname === "::"
@@ -133,20 +208,40 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       async sweep() {
         running.sweep();
         await store.sweep();
+        await store.checkHealth();
       },
       shutdown(timeoutMs = config.shutdownTimeout * 1000) {
         stopping ??= (async () => {
-          clearInterval(presence);
+          const deadline = Date.now() + timeoutMs;
           store.shutdown();
+          // The sweeps go on while draining: requests stuck on a stalled store get their 503.
           await running.shutdown(timeoutMs);
-          await log.close();
+          clearInterval(sweeper);
+          const left = Math.max(0, deadline - Date.now());
+          // The backend is asked to keep the deadline, and not trusted to: a stalled one is left.
+          let lateTimer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<"late">((resolve) => {
+            lateTimer = setTimeout(() => resolve("late"), left + CLOSE_GRACE_MS);
+          });
+          const closed = await Promise.race([state.close(left).catch(() => 0), late]);
+          clearTimeout(lateTimer);
+          if (closed === "late") {
+            logger.error(
+              "store did not close before the shutdown deadline; its pending writes are lost",
+              {},
+            );
+          } else if (closed > 0) {
+            logger.error("store did not confirm writes before the shutdown deadline", {
+              writes: closed,
+            });
+          }
         })();
         return stopping;
       },
     };
   } catch (error) {
     await server?.close();
-    await log.close();
+    await state.close();
     throw error;
   }
 }

@@ -34,6 +34,12 @@ export interface Config {
   logLevel: LogLevel;
   logFormat: "text" | "json";
   trustProxy: boolean;
+  /** Seconds a store call may take before it is answered 503. */
+  storeTimeout: number;
+  /** File holding the moderators' secret; null: nobody is a moderator. */
+  adminTokenFile: string | null;
+  /** Minutes an author may edit a message; 0 = never. */
+  editWindow: number;
 }
 
 interface FlagSpec {
@@ -86,6 +92,21 @@ export const FLAGS: Record<string, FlagSpec> = {
     help: "sends per session (burst of the same size); 0 = off",
   },
   "shutdown-timeout": { default: "10", arg: "S", help: "seconds to drain on SIGINT/SIGTERM" },
+  "store-timeout": {
+    default: "5",
+    arg: "S",
+    help: "seconds a store call may take before it is answered 503 and /healthz turns 503",
+  },
+  "admin-token-file": {
+    default: "",
+    arg: "FILE",
+    help: "file holding the moderators' secret; unset: nobody is a moderator",
+  },
+  "edit-window": {
+    default: "15",
+    arg: "MIN",
+    help: "minutes an author may edit a message; 0 = never",
+  },
   "log-level": { default: "info", arg: "LEVEL", help: "debug, info, warn or error" },
   "log-format": { default: "text", arg: "FORMAT", help: "text or json" },
 };
@@ -110,10 +131,24 @@ export function parseCommand(args: string[]): Command {
   };
   for (const name of Object.keys(FLAGS)) options[name] = { type: "string" };
   let values: Record<string, string | boolean | undefined>;
+  let tokens;
   try {
-    ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
+    ({ values, tokens } = parseArgs({
+      args: joinDashValues(args, options),
+      options,
+      strict: true,
+      allowPositionals: false,
+      tokens: true,
+    }));
   } catch (error) {
     throw new ConfigError((error as Error).message.split("\n")[0]!);
+  }
+  // A flag given twice is most likely a mistake in a script; taking the last silently hides it.
+  const seen = new Set<string>();
+  for (const token of tokens ?? []) {
+    if (token.kind !== "option") continue;
+    if (seen.has(token.name)) throw new ConfigError(`--${token.name} is given more than once`);
+    seen.add(token.name);
   }
   if (values.help) return { kind: "help" };
   if (values.version) return { kind: "version" };
@@ -139,6 +174,9 @@ export function parseCommand(args: string[]): Command {
     logLevel: oneOf("log-level", get("log-level"), LOG_LEVELS),
     logFormat: oneOf("log-format", get("log-format"), ["text", "json"] as const),
     trustProxy: values["trust-proxy"] === true,
+    storeTimeout: seconds("store-timeout", get("store-timeout")),
+    adminTokenFile: get("admin-token-file") === "" ? null : get("admin-token-file"),
+    editWindow: integer("edit-window", get("edit-window"), 0, 525_600),
   };
   if (config.maxTarget > config.maxHeader && values["max-target"] === undefined) {
     // Only the default is larger: a lower --max-header alone lowers the target limit with it.
@@ -155,7 +193,9 @@ export function parseCommand(args: string[]): Command {
 export function usage(version: string): string {
   const rows = Object.entries(FLAGS).map(([name, spec]) => [
     `  --${name} ${spec.arg}`,
-    `${spec.help} (default: ${spec.default})`,
+    spec.default === ""
+      ? `${spec.help} (default: none)`
+      : `${spec.help} (default: ${spec.default})`,
   ]);
   rows.push(["  --trust-proxy", "take the client address from X-Forwarded-For (default: off)"]);
   rows.push(["  --help", "show this help"], ["  --version", "show the version"]);
@@ -224,9 +264,49 @@ function oneOf<T extends string>(name: string, text: string, allowed: readonly T
   return text as T;
 }
 
+/**
+ * `--port -1` would read as the flag `-1`: a value flag followed by something that starts with a
+ * dash takes it as its value (`--port=-1`), so the value's own check gives the message.
+ */
+function joinDashValues(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean" }>,
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    const name = arg.startsWith("--") ? arg.slice(2) : "";
+    if (options[name]?.type === "string" && next !== undefined && /^-[^-]/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** An IPv4 address, an IPv6 address or a host name: checked here, so a typo exits 2, not 1. */
 function host(text: string): string {
-  if (text === "" || /[\s/]/.test(text)) {
-    throw new ConfigError(`--host "${text}" is not an address`);
+  const bad = () => new ConfigError(`--host "${text}" is not an IP address or host name`);
+  if (/^[\d.]+$/.test(text)) {
+    const parts = text.split(".");
+    if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) {
+      throw bad();
+    }
+    return text;
+  }
+  if (text.includes(":")) {
+    const bare = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+    try {
+      new URL(`http://[${bare}]/`);
+    } catch {
+      throw bad();
+    }
+    return bare;
+  }
+  const label = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+  if (text.length === 0 || text.length > 253 || !text.split(".").every((l) => label.test(l))) {
+    throw bad();
   }
   return text;
 }

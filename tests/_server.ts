@@ -9,21 +9,17 @@ export { FakeClock };
 
 /** A config from flags, with test defaults: loopback, any port, memory store, no rate limits. */
 export function testConfig(flags: string[] = []): Config {
-  const command = parseCommand([
-    "--host",
-    "127.0.0.1",
-    "--port",
-    "0",
-    "--store",
-    "memory",
-    "--session-rate",
-    "0",
-    "--send-rate",
-    "0",
-    "--log-level",
-    "error",
-    ...flags,
-  ]);
+  const defaults: Record<string, string> = {
+    "--host": "127.0.0.1",
+    "--port": "0",
+    "--store": "memory",
+    "--session-rate": "0",
+    "--send-rate": "0",
+    "--log-level": "error",
+  };
+  // A flag the test gives replaces its default (a flag given twice is an error).
+  for (const flag of flags) delete defaults[flag.split("=", 1)[0]!];
+  const command = parseCommand([...Object.entries(defaults).flat(), ...flags]);
   if (command.kind !== "serve") throw new Error("testConfig: flags did not make a serve command");
   return command.config;
 }
@@ -33,6 +29,10 @@ export interface TestServerOptions {
   flags?: string[];
   clock?: FakeClock;
   eventLog?: EventLog;
+  /** Collects the server's log lines (warn and above) instead of dropping them. */
+  logLines?: string[];
+  /** Milliseconds between sweeps when no clock is given (default: the app's). */
+  sweepInterval?: number;
 }
 
 /** Starts a server, runs `fn`, and always shuts it down. */
@@ -40,10 +40,14 @@ export async function withServer(
   options: TestServerOptions,
   fn: (app: App, client: ApiClient) => Promise<void>,
 ): Promise<void> {
+  const lines = options.logLines;
   const app = await startApp(testConfig(options.flags), {
+    ...(options.sweepInterval !== undefined ? { sweepInterval: options.sweepInterval } : {}),
     ...(options.clock ? { now: options.clock.now, sweepInterval: 0 } : {}),
     ...(options.eventLog ? { eventLog: options.eventLog } : {}),
-    logger: new Logger("error", "text", () => {}),
+    logger: lines
+      ? new Logger("warn", "text", (line) => lines.push(line))
+      : new Logger("error", "text", () => {}),
   });
   try {
     await fn(app, new ApiClient(app.url));

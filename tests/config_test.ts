@@ -37,6 +37,9 @@ Deno.test("parseCommand defaults equal DESIGN.md's configuration table", () => {
     logLevel: "info",
     logFormat: "text",
     trustProxy: false,
+    storeTimeout: 5,
+    adminTokenFile: null,
+    editWindow: 15,
   });
 });
 
@@ -79,6 +82,11 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     "--log-format",
     "json",
     "--trust-proxy",
+    "--store-timeout",
+    "2.5",
+    "--admin-token-file",
+    "/etc/parley/admin",
+    "--edit-window=0",
   ]);
   assert.deepEqual(config, {
     host: "127.0.0.1",
@@ -101,12 +109,18 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     logLevel: "debug",
     logFormat: "json",
     trustProxy: true,
+    storeTimeout: 2.5,
+    adminTokenFile: "/etc/parley/admin",
+    editWindow: 0,
   });
-  assert.deepEqual(
-    serve(["--port", "65535", "--port", "1"]).port,
-    1,
-    "the last of a repeated flag wins",
-  );
+});
+
+Deno.test("hosts: IPv4, IPv6 (bracketed or not) and host names", () => {
+  assert.equal(serve(["--host", "10.0.0.255"]).host, "10.0.0.255");
+  assert.equal(serve(["--host", "::1"]).host, "::1");
+  assert.equal(serve(["--host", "[::]"]).host, "::");
+  assert.equal(serve(["--host", "localhost"]).host, "localhost");
+  assert.equal(serve(["--host", "chat-1.example.org"]).host, "chat-1.example.org");
 });
 
 Deno.test("rates take seconds, minutes and hours", () => {
@@ -153,7 +167,17 @@ Deno.test("every bad flag value is a ConfigError with one line naming the flag",
     [["--host", "a b"], "--host"],
     [["--port", "x"], "--port"],
     [["--port", "65536"], "--port"],
-    [["--port", "-1"], "--port"],
+    [["--port", "-1"], "--port must be a whole number from 0 to 65535"],
+    [["--history", "-3"], "--history must be a whole number"],
+    [["--port", "1", "--port", "2"], "--port is given more than once"],
+    [["--trust-proxy", "--trust-proxy"], "--trust-proxy is given more than once"],
+    [["--host", "999.1.1.1"], "--host"],
+    [["--host", "1.2.3"], "--host"],
+    [["--host", "::g"], "--host"],
+    [["--host", "under_score"], "--host"],
+    [["--store-timeout", "0"], "--store-timeout"],
+    [["--edit-window", "-1"], "--edit-window"],
+    [["--edit-window", "1.5"], "--edit-window"],
     [["--port", "80.5"], "--port"],
     [["--port", ""], "--port"],
     [["--port", "1e3"], "--port"],
@@ -233,6 +257,9 @@ Deno.test("the --help text lists every flag with its default", () => {
     "log-level": "info",
     "log-format": "text",
     "trust-proxy": "off",
+    "store-timeout": "5",
+    "admin-token-file": "none",
+    "edit-window": "15",
   };
   assert.deepEqual(
     Object.keys(FLAGS).sort(),

@@ -3,16 +3,16 @@ import { JSON_HEADERS, jsonResponse } from "../http/response.ts";
 import { Router } from "../http/router.ts";
 import type { StaticFiles } from "../http/static_files.ts";
 import type { HttpRequest, HttpResponse } from "../http/types.ts";
-import { type ChatStore, publicEvent } from "./chat_store.ts";
+import { maybeThen, type SessionInfo } from "../storage/shared_state.ts";
+import { type ChatStore, publicBan, publicEvent } from "./chat_store.ts";
 import { type MetricValues, renderMetrics } from "./metrics.ts";
-import type { Session } from "./session.ts";
 
 /** What the API needs besides the store. */
 export interface ApiContext {
   store: ChatStore;
   static: StaticFiles;
   /** Current metric values (the app joins server and store figures). */
-  metrics(): MetricValues;
+  metrics(): MetricValues | Promise<MetricValues>;
   /** True while the server shuts down. */
   draining(): boolean;
 }
@@ -26,77 +26,206 @@ const MEMBERS_DEFAULT = 100;
 const MEMBERS_MAX = 500;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const NO_CONTENT: HttpResponse = Object.freeze({ status: STATUS.NoContent, headers: JSON_HEADERS });
 
 /** The router for every route of the HTTP API contract and the embedded page. */
 export function createApi(ctx: ApiContext): Router {
   const { store } = ctx;
   const router = new Router();
+  /** A route that needs a session: 401 without a valid bearer token. */
+  const authed = (
+    handler: (
+      session: SessionInfo,
+      req: HttpRequest,
+      params: Record<string, string>,
+    ) => HttpResponse | Promise<HttpResponse>,
+  ) =>
+  (req: HttpRequest, params: Record<string, string>) =>
+    maybeThen(authenticate(store, req), (session) => handler(session, req, params));
 
   router.post("/api/session", async (req) => {
     const body = readJson(req);
-    const { session, cursor } = await store.createSession(body.nick, req.remoteAddr);
-    return jsonResponse(STATUS.Created, { token: session.token, nick: session.nick, cursor });
-  });
-
-  router.delete("/api/session", async (req) => {
-    await store.deleteSession(authenticate(store, req));
-    return { status: STATUS.NoContent, headers: JSON_HEADERS };
-  });
-
-  router.get("/api/rooms", () => jsonResponse(STATUS.OK, { rooms: store.listRooms() }));
-
-  router.post("/api/rooms/:room/join", async (req, params) => {
-    const session = authenticate(store, req);
-    const view = await store.join(session, params.room!);
-    return jsonResponse(STATUS.OK, {
-      room: view.room,
-      members: view.members,
-      memberCount: view.memberCount,
-      history: view.history.map(publicEvent),
+    const { session, cursor } = await store.createSession(body, req.remoteAddr);
+    return jsonResponse(STATUS.Created, {
+      token: session.token,
+      nick: session.nick,
+      cursor,
+      ...(session.moderator ? { moderator: true } : {}),
     });
   });
 
-  router.get("/api/rooms/:room/members", (req, params) => {
-    const session = authenticate(store, req);
-    const limit = optionalInteger(req.query.get("limit"), "limit", 1, MEMBERS_MAX);
-    return jsonResponse(
-      STATUS.OK,
-      store.members(session, params.room!, req.query.get("after"), limit ?? MEMBERS_DEFAULT),
-    );
-  });
+  router.delete(
+    "/api/session",
+    authed(async (session) => {
+      await store.deleteSession(session);
+      return NO_CONTENT;
+    }),
+  );
 
-  router.post("/api/rooms/:room/leave", async (req, params) => {
-    await store.leave(authenticate(store, req), params.room!);
-    return { status: STATUS.NoContent, headers: JSON_HEADERS };
-  });
+  router.get(
+    "/api/rooms",
+    () => maybeThen(store.rooms(), (rooms) => jsonResponse(STATUS.OK, { rooms })),
+  );
 
-  router.post("/api/rooms/:room/messages", async (req, params) => {
-    const session = authenticate(store, req);
-    const body = readJson(req, "invalid_message");
-    const { event, created } = await store.send(session, params.room!, body.text, body.clientId);
-    return jsonResponse(created ? STATUS.Created : STATUS.OK, { event: publicEvent(event) });
-  });
+  router.post(
+    "/api/rooms/:room/join",
+    authed(async (session, _req, params) => {
+      const view = await store.join(session, params.room!);
+      return jsonResponse(STATUS.OK, {
+        room: view.room,
+        members: view.members,
+        memberCount: view.memberCount,
+        history: view.history.map(publicEvent),
+        ...(view.topic !== undefined ? { topic: view.topic } : {}),
+      });
+    }),
+  );
 
-  router.get("/api/rooms/:room/history", (req, params) => {
-    const session = authenticate(store, req);
-    const beforeId = optionalInteger(req.query.get("before"), "before", 1, Number.MAX_SAFE_INTEGER);
-    const limit = optionalInteger(req.query.get("limit"), "limit", 1, HISTORY_MAX);
-    const events = store.history(
-      session,
-      params.room!,
-      beforeId ?? Number.MAX_SAFE_INTEGER,
-      limit ?? HISTORY_DEFAULT,
-    );
-    return jsonResponse(STATUS.OK, { events: events.map(publicEvent) });
-  });
+  router.post(
+    "/api/rooms/:room/leave",
+    authed(async (session, _req, params) => {
+      await store.leave(session, params.room!);
+      return NO_CONTENT;
+    }),
+  );
 
-  router.get("/api/events", (req) => {
-    const session = authenticate(store, req);
-    const wait = parseWait(req.query.get("wait"));
-    const answer = store.poll(session, req.query.get("cursor"), wait, req.signal);
-    if (answer instanceof Promise) return answer.then(pollResponse);
-    return pollResponse(answer);
-  });
+  router.get(
+    "/api/rooms/:room/members",
+    authed((session, req, params) => {
+      const limit = optionalInteger(req.query.get("limit"), "limit", 1, MEMBERS_MAX);
+      const page = store.members(
+        session,
+        params.room!,
+        req.query.get("after"),
+        limit ?? MEMBERS_DEFAULT,
+      );
+      return maybeThen(page, (value) => jsonResponse(STATUS.OK, value));
+    }),
+  );
+
+  router.post(
+    "/api/rooms/:room/messages",
+    authed(async (session, req, params) => {
+      const body = readJson(req, "invalid_message");
+      const { event, created } = await store.send(session, params.room!, body.text, body.clientId);
+      return jsonResponse(created ? STATUS.Created : STATUS.OK, { event: publicEvent(event) });
+    }),
+  );
+
+  router.add(
+    "PATCH",
+    "/api/rooms/:room/messages/:id",
+    authed(async (session, req, params) => {
+      const body = readJson(req, "invalid_message");
+      const event = await store.edit(session, params.room!, messageId(params.id!), body.text);
+      return jsonResponse(STATUS.OK, { event: publicEvent(event) });
+    }),
+  );
+
+  router.delete(
+    "/api/rooms/:room/messages/:id",
+    authed(async (session, _req, params) => {
+      await store.remove(session, params.room!, messageId(params.id!));
+      return NO_CONTENT;
+    }),
+  );
+
+  router.get(
+    "/api/rooms/:room/history",
+    authed((session, req, params) => {
+      const beforeId = optionalInteger(
+        req.query.get("before"),
+        "before",
+        1,
+        Number.MAX_SAFE_INTEGER,
+      );
+      const limit = optionalInteger(req.query.get("limit"), "limit", 1, HISTORY_MAX);
+      const events = store.history(
+        session,
+        params.room!,
+        beforeId ?? Number.MAX_SAFE_INTEGER,
+        limit ?? HISTORY_DEFAULT,
+      );
+      return maybeThen(
+        events,
+        (list) => jsonResponse(STATUS.OK, { events: list.map(publicEvent) }),
+      );
+    }),
+  );
+
+  router.post(
+    "/api/rooms/:room/typing",
+    authed(async (session, _req, params) => {
+      await store.typing(session, params.room!);
+      return NO_CONTENT;
+    }),
+  );
+
+  router.add(
+    "PUT",
+    "/api/rooms/:room/topic",
+    authed(async (session, req, params) => {
+      const event = await store.setTopic(session, params.room!, readJson(req).topic);
+      return jsonResponse(STATUS.OK, { event: publicEvent(event) });
+    }),
+  );
+
+  router.post(
+    "/api/rooms/:room/kick",
+    authed(async (session, req, params) => {
+      await store.kick(session, params.room!, readJson(req));
+      return NO_CONTENT;
+    }),
+  );
+
+  router.post(
+    "/api/dm",
+    authed(async (session, req) => {
+      const view = await store.direct(session, readJson(req).nick);
+      return jsonResponse(STATUS.OK, {
+        room: view.room,
+        with: view.with,
+        history: view.history.map(publicEvent),
+      });
+    }),
+  );
+
+  router.post(
+    "/api/bans",
+    authed(async (session, req) => {
+      const ban = await store.ban(session, readJson(req));
+      return jsonResponse(STATUS.Created, { ban: publicBan(ban) });
+    }),
+  );
+
+  router.get(
+    "/api/bans",
+    authed((session) =>
+      maybeThen(
+        store.bans(session),
+        (bans) => jsonResponse(STATUS.OK, { bans: bans.map(publicBan) }),
+      )
+    ),
+  );
+
+  router.delete(
+    "/api/bans/:id",
+    authed(async (session, _req, params) => {
+      await store.unban(session, params.id!);
+      return NO_CONTENT;
+    }),
+  );
+
+  router.get(
+    "/api/events",
+    authed((session, req) => {
+      const wait = parseWait(req.query.get("wait"));
+      return maybeThen(
+        store.poll(session, req.query.get("cursor"), wait, req.signal),
+        pollResponse,
+      );
+    }),
+  );
 
   router.get("/healthz", () => {
     if (ctx.draining()) {
@@ -104,18 +233,28 @@ export function createApi(ctx: ApiContext): Router {
         STATUS.ServiceUnavailable,
         "shutting_down",
         "The server is shutting down",
+        { headers: { "Retry-After": "1" } },
+      );
+    }
+    const health = store.health;
+    if (!health.ok) {
+      throw new HttpError(
+        STATUS.ServiceUnavailable,
+        "store_unavailable",
+        `The store is not working: ${health.reason}`,
+        { headers: { "Retry-After": "1" } },
       );
     }
     return jsonResponse(STATUS.OK, { status: "ok" });
   });
 
-  router.get("/metrics", () => ({
+  router.get("/metrics", async () => ({
     status: STATUS.OK,
     headers: {
       "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
       "Cache-Control": "no-store",
     },
-    body: renderMetrics(ctx.metrics()),
+    body: renderMetrics(await ctx.metrics()),
   }));
 
   for (const path of ctx.static.paths) router.get(path, (req) => ctx.static.serve(req));
@@ -132,19 +271,32 @@ function pollResponse(answer: { body: Uint8Array; close: boolean }): HttpRespons
 }
 
 /** The session of the request's bearer token; 401 without a valid one. */
-function authenticate(store: ChatStore, req: HttpRequest): Session {
+function authenticate(
+  store: ChatStore,
+  req: HttpRequest,
+): SessionInfo | Promise<SessionInfo> {
   const header = req.headers.get("authorization") ?? "";
-  const match = /^Bearer\s+([0-9a-f]{32})\s*$/i.exec(header);
-  const session = match ? store.authenticate(match[1]!.toLowerCase()) : null;
-  if (!session) {
-    throw new HttpError(
+  // Only SP and HTAB around the token (RFC 9110 §11.4), never other Unicode spaces.
+  const match = /^Bearer[ \t]+([0-9a-fA-F]{32})[ \t]*$/.exec(header);
+  const refuse = () =>
+    new HttpError(
       STATUS.Unauthorized,
       "unauthorized",
       header ? "The session token is unknown or expired" : "This needs Authorization: Bearer TOKEN",
       { headers: { "WWW-Authenticate": "Bearer" } },
     );
-  }
-  return session;
+  if (!match) throw refuse();
+  return maybeThen(store.authenticate(match[1]!.toLowerCase()), (session) => {
+    if (!session) throw refuse();
+    return session;
+  });
+}
+
+/** A message id from the path; a malformed one names no message. */
+function messageId(text: string): number {
+  const id = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(id >= 1)) throw new HttpError(STATUS.NotFound, "not_found", "There is no such message");
+  return id;
 }
 
 /**

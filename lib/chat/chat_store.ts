@@ -1,37 +1,57 @@
+/**
+ * What one instance owns (DESIGN.md, "What is local and what is shared"): its waiting polls with
+ * their timers, and the fan-out that answers them. Everything else lives in the `SharedState`
+ * (memory, SQLite or Redis); this store validates requests, asks the state, turns its refusals and
+ * failures into HTTP errors, and answers polls when the state reports committed events.
+ */
 import { HttpError, STATUS } from "../http/errors.ts";
+import type { Logger } from "../log.ts";
+import { StorageError, type StoredBan, type StoredEvent } from "../storage/event_log.ts";
 import {
-  type EventLog,
-  type NewEvent,
-  StorageError,
-  type StoredEvent,
-} from "../storage/event_log.ts";
-import { type Rate, RateLimiter } from "./rate_limiter.ts";
-import { Session } from "./session.ts";
-import { clientIdProblem, nickProblem, roomProblem, textProblem } from "./validation.ts";
+  type MaybePromise,
+  maybeThen,
+  type MembersPage,
+  type Notice,
+  type ReadResult,
+  Refusal,
+  type RefusalCode,
+  type RoomRange,
+  type RoomSummary,
+  type SessionInfo,
+  type SharedState,
+} from "../storage/shared_state.ts";
+import type { Rate } from "./rate_limiter.ts";
+import { StoreHealth } from "./store_health.ts";
+import {
+  clientIdProblem,
+  isPrivateRoom,
+  nameKey,
+  nickProblem,
+  normalizeName,
+  roomProblem,
+  textProblem,
+} from "./validation.ts";
 
 /** Options of a {@linkcode ChatStore}, as the flags give them. */
 export interface ChatStoreOptions {
-  /** Events kept per room. */
-  history: number;
   /** Characters in a message at most. */
   maxMessage: number;
   /** Seconds a session stays present without a poll or request. */
   presenceGrace: number;
   /** New sessions per client address. */
   sessionRate: Rate;
-  /** Sends per session. */
+  /** Sends per session (and typing notices, counted apart). */
   sendRate: Rate;
+  /** Minutes an author may edit a message; 0 = never. */
+  editWindow: number;
+  /** The moderators' secret (`--admin-token-file`); null: nobody is a moderator. */
+  adminSecret: string | null;
+  /** Seconds a store call may take before it is answered 503 and the store counts as stalled. */
+  storeTimeout: number;
   /** The clock (milliseconds since the epoch); tests inject one. */
   now?: () => number;
-}
-
-/** A room's retained events and its present members. */
-interface Room {
-  name: string;
-  /** The last `history` events, oldest first, ids increasing. */
-  events: StoredEvent[];
-  droppedThrough: number;
-  members: Set<Session>;
+  /** Where store failures and recoveries are logged. */
+  logger?: Logger;
 }
 
 /** What a long poll answers: the body, shared by every waiter that gets the same events. */
@@ -45,113 +65,118 @@ export interface PollAnswer {
   gap: boolean;
 }
 
-interface Waiter {
-  session: Session;
+/** Waiting polls that read the same ranges from the same cursor: one answer serves them all. */
+interface Group {
+  key: string;
   cursor: number;
+  ranges: RoomRange[];
+  waiters: Set<Waiter>;
+}
+
+interface Waiter {
+  session: SessionInfo;
+  group: Group;
   resolve: (answer: PollAnswer) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal;
   onAbort: () => void;
 }
 
-/** A join's answer. */
-export interface JoinView {
-  room: string;
-  /** The first `JOIN_MEMBERS` nicks in nick order. */
-  members: string[];
-  memberCount: number;
-  history: StoredEvent[];
+/** How a store call is run: whether it writes, and how its refusals are answered. */
+interface CallOptions {
+  /** A write: its success shows the store works (again). */
+  write?: boolean;
+  /** Statuses overriding a refusal code's default. */
+  statuses?: Partial<Record<RefusalCode, number>>;
+  /** Messages overriding a refusal code's default. */
+  messages?: Partial<Record<RefusalCode, string>>;
 }
 
-/** A page of a room's members in nick order; `next` is the `after` of the following page. */
-export interface MembersPage {
-  members: string[];
-  next?: string;
+/** A store call in flight, for its deadline. */
+interface InFlight {
+  started: number;
+  expire: () => void;
 }
 
+/** The `#call` options of a write. */
+const WRITE: CallOptions = Object.freeze({ write: true });
 /** Events one poll may return at most; the client continues from the returned cursor. */
 const MAX_EVENTS_PER_POLL = 500;
-/** Events of history sent with a join. */
-const JOIN_HISTORY = 50;
-/** Nicks a join answers at most; the rest come from `members()` (DESIGN.md). */
-export const JOIN_MEMBERS = 100;
+/** Characters in a topic, a kick reason and a ban reason at most. */
+const MAX_TOPIC = 300;
+const MAX_REASON = 200;
+/** Longest ban: ten years, in minutes. */
+const MAX_BAN_MINUTES = 10 * 365 * 24 * 60;
 
 const encoder = new TextEncoder();
 
-/**
- * Rooms, sessions, events and waiting polls. Hot state lives in memory; every change is written
- * through the event log first and applied here only once it committed, so nothing answered 2xx
- * is lost and every poll sees one total order.
- */
+/** HTTP status and message of each refusal of the state. */
+const REFUSALS: Record<RefusalCode, [number, string]> = {
+  unauthorized: [STATUS.Unauthorized, "The session has ended"],
+  nick_taken: [STATUS.Conflict, "That nick is taken"],
+  banned: [STATUS.Forbidden, "You are banned"],
+  not_member: [STATUS.Forbidden, "You are not in that room"],
+  private_room: [STATUS.Forbidden, "That room is private"],
+  rate_limited: [STATUS.TooManyRequests, "Too many requests"],
+  not_found: [STATUS.NotFound, "There is no such message"],
+  not_author: [STATUS.Forbidden, "Only its author may change a message"],
+  edit_window_passed: [STATUS.Forbidden, "The time to edit that message has passed"],
+  no_such_nick: [STATUS.NotFound, "Nobody has that nick"],
+  own_nick: [STATUS.UnprocessableContent, "That is your own nick"],
+  forbidden: [STATUS.Forbidden, "Only moderators may do that"],
+};
+
+/** The instance's side of the chat: see the module comment. */
 export class ChatStore {
-  #log: EventLog;
-  #options: Required<ChatStoreOptions>;
+  #state: SharedState;
+  #options: ChatStoreOptions;
   #now: () => number;
-  #rooms = new Map<string, Room>();
-  #byToken = new Map<string, Session>();
-  #byId = new Map<string, Session>();
-  #byNick = new Map<string, Session | null>();
-  #waiters = new Map<Session, Set<Waiter>>();
+  #health: StoreHealth;
+  #groups = new Map<string, Group>();
+  #byRoom = new Map<string, Set<Group>>();
+  #bySession = new Map<string, Set<Waiter>>();
   #waiting = 0;
-  #lastId = 0;
-  #sessionLimiter: RateLimiter;
+  /** Sessions with polls open here (present whatever their last request), and how many. */
+  #polling = new Map<string, number>();
+  /** Sessions whose poll ended since the last sweep, and when: they were seen then. */
+  #seen = new Map<string, number>();
+  #inFlight = new Set<InFlight>();
+  /** Calls answered 503 for their deadline whose store operation has not finished yet. */
+  #stalled = 0;
   #json = new WeakMap<StoredEvent, string>();
-  /** Joins and leaves still committing, by `membershipKey()`. */
-  #joins = new Map<string, Promise<unknown>>();
-  #leaves = new Map<string, Promise<unknown>>();
   #draining = false;
   /** Counters for /metrics. */
   readonly counters = { events: 0, delivered: 0 };
 
-  private constructor(log: EventLog, options: ChatStoreOptions) {
-    this.#log = log;
+  constructor(state: SharedState, options: ChatStoreOptions) {
+    this.#state = state;
+    this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#options = { ...options, now: this.#now };
-    this.#sessionLimiter = new RateLimiter(options.sessionRate);
+    this.#health = new StoreHealth(this.#now, options.logger);
+    state.listen({
+      events: (events) => this.#onEvents(events),
+      notice: (notice) => this.#onNotice(notice),
+      resync: () => this.#resync(),
+      health: (health) => this.#health.backend(health),
+    });
   }
 
-  /** Loads what the log persisted and returns a store ready to serve. */
-  static async open(log: EventLog, options: ChatStoreOptions): Promise<ChatStore> {
-    const store = new ChatStore(log, options);
-    const snapshot = await log.load();
-    const now = store.#now();
-    store.#lastId = snapshot.lastId;
-    for (const stored of snapshot.sessions) {
-      const session = new Session(stored, options.sendRate, now);
-      store.#addSession(session);
-    }
-    for (const stored of snapshot.rooms) {
-      const room = store.#room(stored.name);
-      room.events = stored.events.slice(-options.history);
-      // Events cut here (a log holding more than --history) are dropped too: polls from before
-      // them must see the gap.
-      const cut = stored.events.length - room.events.length;
-      room.droppedThrough = cut > 0
-        ? Math.max(stored.droppedThrough, stored.events[cut - 1]!.id)
-        : stored.droppedThrough;
-      for (const event of room.events) {
-        if (event.clientId !== undefined) store.#byId.get(event.session)?.remember(event);
-      }
-    }
-    for (const session of store.#byId.values()) {
-      for (const name of session.rooms.keys()) store.#room(name).members.add(session);
-    }
-    return store;
+  /** The shared state behind the store. */
+  get state(): SharedState {
+    return this.#state;
   }
 
-  /** The event log behind the store. */
-  get log(): EventLog {
-    return this.#log;
+  /** Whether the store works, for `/healthz` and `/metrics`. */
+  get health(): StoreHealth {
+    return this.#health;
   }
 
   /** Gauges for /metrics. */
-  get gauges(): { sessions: number; rooms: number; waitingPolls: number; lastId: number } {
-    return {
-      sessions: this.#byToken.size,
-      rooms: this.#rooms.size,
+  gauges(): MaybePromise<{ sessions: number; rooms: number; waitingPolls: number }> {
+    return maybeThen(this.#call(() => this.#state.counts()), (counts) => ({
+      ...counts,
       waitingPolls: this.#waiting,
-      lastId: this.#lastId,
-    };
+    }));
   }
 
   /** True once shutdown began. */
@@ -161,181 +186,226 @@ export class ChatStore {
 
   /** Creates a session; the answer's cursor is the present. */
   async createSession(
-    nick: unknown,
+    body: Record<string, unknown>,
     clientAddr: string,
-  ): Promise<{ session: Session; cursor: string }> {
+  ): Promise<{ session: SessionInfo; cursor: string }> {
     const now = this.#now();
-    const wait = this.#sessionLimiter.take(clientAddr, now);
+    const wait = await this.#call(() =>
+      this.#state.takeRate("session", clientAddr, this.#options.sessionRate, now)
+    );
     if (wait > 0) throw rateLimited("Too many new sessions from your address", wait);
+    const nick = normalizeName(body.nick);
     const problem = nickProblem(nick);
     if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_nick", problem);
+    let moderator = false;
+    if (body.admin !== undefined) {
+      const secret = this.#options.adminSecret;
+      if (secret === null || typeof body.admin !== "string" || !sameSecret(body.admin, secret)) {
+        throw new HttpError(STATUS.Forbidden, "forbidden", "That is not the moderators' secret");
+      }
+      moderator = true;
+    }
     const name = nick as string;
-    const key = name.toLowerCase();
-    if (this.#byNick.has(key)) {
-      throw new HttpError(STATUS.Conflict, "nick_taken", `The nick ${name} is taken`);
-    }
-    // Hold the nick while the session commits, so two concurrent requests cannot both get it.
-    this.#byNick.set(key, null);
-    const session = new Session(
-      { id: crypto.randomUUID(), token: randomToken(), nick: name, createdAt: now, rooms: {} },
-      this.#options.sendRate,
-      now,
-    );
-    try {
-      await this.#write(() => this.#log.putSession(session.toStored()));
-    } catch (error) {
-      this.#byNick.delete(key);
-      throw error;
-    }
-    this.#addSession(session);
-    return { session, cursor: String(this.#lastId) };
+    const session = await this.#call(() =>
+      this.#state.createSession(
+        { nick: name, key: nameKey(name), address: clientAddr, moderator },
+        now,
+      ), WRITE);
+    const cursor = await this.#call(() => this.#state.lastId());
+    return { session, cursor: String(cursor) };
   }
 
   /** The session of a bearer token, marked seen; null for an unknown or expired one. */
-  authenticate(token: string): Session | null {
-    const session = this.#byToken.get(token);
-    if (session) session.lastSeen = this.#now();
-    return session ?? null;
+  authenticate(token: string): MaybePromise<SessionInfo | null> {
+    return this.#call(() => this.#state.authenticate(token, this.#now()));
   }
 
   /** Ends a session: it leaves every room (leave events) and its token stops working. */
-  async deleteSession(session: Session): Promise<void> {
-    if (this.#byToken.get(session.token) !== session) return;
-    this.#removeSession(session);
-    // Joins and leaves still committing change which rooms to leave (their events carry the
-    // memberships in the log): let them finish first, so the leave events match them.
-    const prefix = membershipKey(session, "");
-    const pending = [...this.#joins, ...this.#leaves].filter(([key]) => key.startsWith(prefix));
-    if (pending.length > 0) await Promise.allSettled(pending.map(([, p]) => p));
-    const now = this.#now();
-    const leaves = [...session.rooms.keys()].map((room) =>
-      presenceEvent("leave", session, room, now)
-    );
-    if (leaves.length > 0) await this.#append(leaves);
-    else this.#byId.delete(session.id);
-    await this.#write(() => this.#log.deleteSession(session.id));
+  async deleteSession(session: SessionInfo): Promise<void> {
+    await this.#call(() => this.#state.endSession(session.id, this.#now()), WRITE);
   }
 
   /** Joins a room (creating it); joining again just answers the view. */
-  async join(session: Session, name: string): Promise<JoinView> {
-    const problem = roomProblem(name);
+  async join(session: SessionInfo, roomName: string) {
+    const room = normalizeName(roomName);
+    const problem = isPrivateRoom(room) ? null : roomProblem(room);
     if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_room", problem);
-    const key = membershipKey(session, name);
-    const leaving = this.#leaves.get(key);
-    if (leaving) {
-      // A leave still committing would undo this join after it answered: let it land first.
-      await leaving.catch(() => {});
-      if (this.#byToken.get(session.token) !== session) {
-        throw new HttpError(STATUS.Unauthorized, "unauthorized", "The session has ended");
-      }
-    }
-    let joining = this.#joins.get(key);
-    if (!joining && !session.rooms.has(name)) {
-      joining = this.#append([presenceEvent("join", session, name, this.#now())])
-        .finally(() => this.#joins.delete(key));
-      this.#joins.set(key, joining);
-    }
-    if (joining) await joining;
-    const room = this.#rooms.get(name)!;
-    // A fresh join gets what came before it (its own join event and later come by poll); joining
-    // again, e.g. after a page reload, gets the latest events, which the client dedupes by id.
-    const joinId = joining ? session.rooms.get(name) ?? Infinity : Infinity;
-    return {
-      room: name,
-      members: this.#memberPage(room, null, JOIN_MEMBERS).members,
-      memberCount: room.members.size,
-      history: before(room.events, joinId, JOIN_HISTORY),
-    };
-  }
-
-  /** Members of a room the session is in, in nick order, after `after`, at most `limit`. */
-  members(session: Session, name: string, after: string | null, limit: number): MembersPage {
-    if (!session.rooms.has(name)) {
-      throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${name} to see its members`);
-    }
-    return this.#memberPage(this.#rooms.get(name)!, after, limit);
-  }
-
-  #memberPage(room: Room, after: string | null, limit: number): MembersPage {
-    const nicks = [...room.members].map((s) => s.nick).sort();
-    let start = 0;
-    if (after !== null) { while (start < nicks.length && nicks[start]! <= after) start++; }
-    const members = nicks.slice(start, start + limit);
-    return start + limit < nicks.length ? { members, next: members.at(-1)! } : { members };
+    return await this.#call(() => this.#state.join(session.id, room, this.#now()), WRITE);
   }
 
   /** Leaves a room, with a leave event. */
-  async leave(session: Session, name: string): Promise<void> {
-    const key = membershipKey(session, name);
-    // A leave already committing counts: a second one would store a second leave event.
-    if (!session.rooms.has(name) || this.#leaves.has(key)) {
-      throw new HttpError(STATUS.NotFound, "not_member", `You are not in room ${name}`);
-    }
-    const leaving = this.#append([presenceEvent("leave", session, name, this.#now())])
-      .finally(() => this.#leaves.delete(key));
-    this.#leaves.set(key, leaving);
-    await leaving;
+  async leave(session: SessionInfo, room: string): Promise<void> {
+    await this.#call(
+      () => this.#state.leave(session.id, normalizeName(room), this.#now()),
+      { write: true, statuses: { not_member: STATUS.NotFound } },
+    );
   }
 
-  /**
-   * Sends a message. A repeated client id answers the first event (`created: false`) and stores
-   * nothing; repeats do not use up the send rate.
-   */
+  /** A page of a room's members in nick order. */
+  members(
+    session: SessionInfo,
+    room: string,
+    after: string | null,
+    limit: number,
+  ): MaybePromise<MembersPage> {
+    return this.#call(() =>
+      this.#state.members(session.id, normalizeName(room), after && normalizeName(after), limit)
+    );
+  }
+
+  /** Sends a message; a repeated client id answers the first event (`created: false`). */
   async send(
-    session: Session,
+    session: SessionInfo,
     room: string,
     text: unknown,
     clientId: unknown,
   ): Promise<{ event: StoredEvent; created: boolean }> {
-    // A leave still committing counts as done: a message stored after it would come from someone
-    // who already left.
-    if (!session.rooms.has(room) || this.#leaves.has(membershipKey(session, room))) {
-      throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${room} before sending to it`);
-    }
     const problem = textProblem(text, this.#options.maxMessage) ?? clientIdProblem(clientId);
     if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_message", problem);
-    const id = clientId as string | undefined;
-    if (id !== undefined) {
-      const earlier = session.sent.get(id) ?? await session.sending.get(id);
-      if (earlier) return { event: earlier, created: false };
-    }
-    const now = this.#now();
-    const wait = session.sendBucket.take(now);
-    if (wait > 0) throw rateLimited("You are sending too fast", wait);
-    const event: NewEvent = {
-      type: "message",
-      room,
-      nick: session.nick,
-      text: text as string,
-      ts: now,
-      session: session.id,
-    };
-    if (id !== undefined) event.clientId = id;
-    const sending = this.#append([event]).then((events) => events[0]!);
-    if (id === undefined) return { event: await sending, created: true };
-    session.sending.set(id, sending);
-    try {
-      const stored = await sending;
-      session.remember(stored);
-      return { event: stored, created: true };
-    } finally {
-      session.sending.delete(id);
-    }
+    return await this.#call(() =>
+      this.#state.send(
+        session.id,
+        normalizeName(room),
+        text as string,
+        clientId as string | undefined,
+        this.#now(),
+        this.#options.sendRate,
+      ), WRITE);
   }
 
   /** Older events of a room the session is in, oldest first. */
-  history(session: Session, name: string, beforeId: number, limit: number): StoredEvent[] {
-    if (!session.rooms.has(name)) {
-      throw new HttpError(STATUS.Forbidden, "not_member", `Join room ${name} to read its history`);
-    }
-    return before(this.#rooms.get(name)!.events, beforeId, limit);
+  history(
+    session: SessionInfo,
+    room: string,
+    beforeId: number,
+    limit: number,
+  ): MaybePromise<StoredEvent[]> {
+    return this.#call(() => this.#state.history(session.id, normalizeName(room), beforeId, limit));
   }
 
-  /** Every room with its member count, by name. */
-  listRooms(): { name: string; members: number }[] {
-    return [...this.#rooms.values()]
-      .map((room) => ({ name: room.name, members: room.members.size }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  /** Every public room with its member count, by name. */
+  rooms(): MaybePromise<RoomSummary[]> {
+    return this.#call(() => this.#state.rooms());
+  }
+
+  /** Replaces the text of the session's own message (within `--edit-window`). */
+  async edit(session: SessionInfo, room: string, ref: number, text: unknown): Promise<StoredEvent> {
+    const problem = textProblem(text, this.#options.maxMessage);
+    if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_message", problem);
+    const windowMs = this.#options.editWindow * 60_000;
+    return await this.#call(
+      () =>
+        this.#state.edit(
+          session.id,
+          normalizeName(room),
+          ref,
+          text as string,
+          this.#now(),
+          windowMs,
+        ),
+      WRITE,
+    );
+  }
+
+  /** Deletes a message (own, or any as a moderator). */
+  async remove(session: SessionInfo, room: string, ref: number): Promise<void> {
+    await this.#call(
+      () => this.#state.remove(session.id, normalizeName(room), ref, this.#now()),
+      WRITE,
+    );
+  }
+
+  /** A moderator sets or clears a room's topic. */
+  async setTopic(session: SessionInfo, roomName: string, topic: unknown): Promise<StoredEvent> {
+    const room = normalizeName(roomName);
+    const problem = roomProblem(room) ?? topicProblem(topic);
+    if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_topic", problem);
+    const text = (topic as string).trim();
+    return await this.#call(
+      () => this.#state.setTopic(session.id, room, text, this.#now()),
+      WRITE,
+    );
+  }
+
+  /** A moderator removes a member from a room. */
+  async kick(session: SessionInfo, room: string, body: Record<string, unknown>): Promise<void> {
+    const nick = normalizeName(body.nick);
+    const problem = nickProblem(nick) ?? reasonProblem(body.reason);
+    if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_kick", problem);
+    const reason = body.reason as string | undefined;
+    await this.#call(
+      () =>
+        this.#state.kick(
+          session.id,
+          normalizeName(room),
+          nameKey(nick as string),
+          reason,
+          this.#now(),
+        ),
+      { write: true, statuses: { not_member: STATUS.NotFound } },
+    );
+  }
+
+  /** A moderator bans a nick or address for some minutes; matching sessions end now. */
+  async ban(session: SessionInfo, body: Record<string, unknown>): Promise<StoredBan> {
+    const nick = normalizeName(body.nick);
+    const { address, minutes, reason } = body;
+    const problem = (nick === undefined && address === undefined)
+      ? "A ban needs a nick or an address"
+      : (nick !== undefined ? nickProblem(nick) : null) ??
+        (address !== undefined &&
+            (typeof address !== "string" || !/^[0-9A-Za-z.:%_-]{1,64}$/.test(address))
+          ? "The address must be an IP address"
+          : null) ??
+        (!Number.isSafeInteger(minutes) || (minutes as number) < 1 ||
+            (minutes as number) > MAX_BAN_MINUTES
+          ? `minutes must be a whole number from 1 to ${MAX_BAN_MINUTES}`
+          : null) ??
+        reasonProblem(reason);
+    if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_ban", problem);
+    const now = this.#now();
+    return await this.#call(() =>
+      this.#state.ban(session.id, {
+        ...(nick !== undefined ? { nick: nick as string, key: nameKey(nick as string) } : {}),
+        ...(address !== undefined ? { address: address as string } : {}),
+        until: now + (minutes as number) * 60_000,
+        ...(reason !== undefined ? { reason: reason as string } : {}),
+      }, now), WRITE);
+  }
+
+  /** Bans in force (moderators only). */
+  bans(session: SessionInfo): MaybePromise<StoredBan[]> {
+    if (!session.moderator) throw refusal(new Refusal("forbidden"));
+    return this.#call(() => this.#state.bans(this.#now()));
+  }
+
+  /** Lifts a ban (moderators only). */
+  async unban(session: SessionInfo, id: string): Promise<void> {
+    await this.#call(() => this.#state.unban(session.id, id), {
+      write: true,
+      messages: { not_found: "There is no such ban" },
+    });
+  }
+
+  /** Opens the private room with the session of `nick`. */
+  async direct(session: SessionInfo, nickValue: unknown) {
+    const nick = normalizeName(nickValue);
+    const problem = nickProblem(nick);
+    if (problem) throw new HttpError(STATUS.UnprocessableContent, "invalid_nick", problem);
+    return await this.#call(
+      () => this.#state.direct(session.id, nameKey(nick as string), this.#now()),
+      WRITE,
+    );
+  }
+
+  /** A typing notice for the room's waiting members; rate-limited like sends, never stored. */
+  async typing(session: SessionInfo, room: string): Promise<void> {
+    const now = this.#now();
+    const wait = await this.#call(() =>
+      this.#state.takeRate("typing", session.id, this.#options.sendRate, now)
+    );
+    if (wait > 0) throw rateLimited("You are sending typing notices too fast", wait);
+    await this.#call(() => this.#state.typing(session.id, normalizeName(room), now));
   }
 
   /**
@@ -343,187 +413,321 @@ export class ChatStore {
    * when the next one comes or after `waitSeconds` (then with no events and the same cursor).
    */
   poll(
-    session: Session,
+    session: SessionInfo,
     cursorText: string | null,
     waitSeconds: number,
     signal: AbortSignal,
-  ): PollAnswer | Promise<PollAnswer> {
-    const cursor = cursorText === null ? this.#lastId : parseCursor(cursorText, this.#lastId);
-    const ready = this.#answer(session, cursor);
-    if (ready.count > 0 || ready.gap || waitSeconds <= 0 || this.#draining || signal.aborted) {
-      this.counters.delivered += ready.count;
-      return ready;
-    }
-    return new Promise((resolve) => {
-      const waiter: Waiter = {
-        session,
-        cursor,
-        resolve,
-        timer: undefined,
-        signal,
-        onAbort: () => this.#finish(waiter, this.#answer(session, cursor)),
-      };
-      waiter.timer = setTimeout(waiter.onAbort, waitSeconds * 1000);
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      let set = this.#waiters.get(session);
-      if (!set) this.#waiters.set(session, set = new Set());
-      set.add(waiter);
-      this.#waiting++;
-      session.openPolls++;
+  ): MaybePromise<PollAnswer> {
+    return maybeThen(this.#call(() => this.#state.lastId()), (lastId) => {
+      const cursor = cursorText === null ? lastId : parseCursor(cursorText, lastId);
+      const ranges = rangesOf(session, cursor);
+      return maybeThen(this.#read(ranges), (read) => {
+        const ready = this.#answer(read, cursor);
+        if (
+          ready.count > 0 || ready.gap || waitSeconds <= 0 || this.#draining || signal.aborted
+        ) {
+          this.counters.delivered += ready.count;
+          return ready;
+        }
+        return new Promise<PollAnswer>((resolve) => {
+          const waiter: Waiter = {
+            session,
+            group: this.#group(cursor, ranges),
+            resolve,
+            timer: undefined,
+            signal,
+            onAbort: () => this.#finish(waiter, this.#answer({ events: [], gap: false }, cursor)),
+          };
+          waiter.timer = setTimeout(waiter.onAbort, waitSeconds * 1000);
+          signal.addEventListener("abort", waiter.onAbort, { once: true });
+          this.#enter(waiter);
+        });
+      });
     });
   }
 
-  /** Expires sessions that were absent for the grace period; the server calls it every second. */
+  /**
+   * Keeps presence and deadlines: marks sessions with polls open here (or that polled since the
+   * last sweep) present, ends those absent for the grace, answers store calls past their deadline
+   * 503, and checks the backend's health. The app calls it every second.
+   */
   async sweep(): Promise<void> {
+    this.expireCalls();
     const now = this.#now();
-    this.#sessionLimiter.prune(now);
-    const graceMs = this.#options.presenceGrace * 1000;
-    const expired = [...this.#byToken.values()].filter((s) =>
-      s.openPolls === 0 && now - s.lastSeen >= graceMs
-    );
-    await Promise.all(expired.map((s) => this.deleteSession(s).catch(() => {})));
+    const present = this.#seen;
+    this.#seen = new Map();
+    for (const id of this.#polling.keys()) present.set(id, now);
+    try {
+      if (present.size > 0) await this.#call(() => this.#state.touch(present));
+      await this.#call(() => this.#state.expire(now, this.#options.presenceGrace * 1000));
+    } catch (error) {
+      // Failures are counted and logged by #call; the next sweep tries again.
+      if (!(error instanceof HttpError)) throw error;
+    }
+  }
+
+  /** Checks what no failed call would show (a replaced database file); the app calls it now and then. */
+  async checkHealth(): Promise<void> {
+    try {
+      this.#health.backend(await this.#state.checkHealth());
+    } catch (error) {
+      this.#health.backend({ ok: false, reason: errorLine(error) });
+    }
+  }
+
+  /** Answers 503 every store call that has run past `--store-timeout`. */
+  expireCalls(): void {
+    const now = this.#now();
+    const limit = this.#options.storeTimeout * 1000;
+    for (const call of this.#inFlight) {
+      // Insertion order is start order: the first one still in time ends the walk.
+      if (now - call.started < limit) break;
+      call.expire();
+    }
   }
 
   /** Starts shutdown: waiting polls answer now with `close`, new polls do not wait. */
   shutdown(): void {
     this.#draining = true;
-    for (const set of [...this.#waiters.values()]) {
-      for (const waiter of [...set]) {
-        this.#finish(waiter, this.#answer(waiter.session, waiter.cursor));
-      }
+    for (const group of [...this.#groups.values()]) {
+      const answer = this.#answer({ events: [], gap: false }, group.cursor);
+      for (const waiter of [...group.waiters]) this.#finish(waiter, answer);
     }
   }
 
-  #addSession(session: Session): void {
-    this.#byToken.set(session.token, session);
-    this.#byId.set(session.id, session);
-    this.#byNick.set(session.nick.toLowerCase(), session);
-  }
-
-  #removeSession(session: Session): void {
-    this.#byToken.delete(session.token);
-    this.#byNick.delete(session.nick.toLowerCase());
-    // #byId keeps it until its leave events are applied; they need to find it.
-    for (const waiter of [...(this.#waiters.get(session) ?? [])]) {
-      this.#finish(waiter, this.#answer(session, waiter.cursor));
+  /**
+   * Runs a state call: its refusals become HTTP errors, its failures 503 store_unavailable
+   * (counted and logged), and a call still running after `--store-timeout` is answered 503 while
+   * it goes on (the store counts as stalled until it finishes).
+   */
+  #call<T>(op: () => MaybePromise<T>, how: CallOptions = {}): MaybePromise<T> {
+    let result: MaybePromise<T>;
+    try {
+      result = op();
+    } catch (error) {
+      throw this.#error(error, how);
     }
-  }
-
-  #room(name: string): Room {
-    let room = this.#rooms.get(name);
-    if (!room) {
-      room = { name, events: [], droppedThrough: 0, members: new Set() };
-      this.#rooms.set(name, room);
-    }
-    return room;
-  }
-
-  /** Appends through the log, then applies the committed events in order and wakes polls. */
-  #append(events: NewEvent[]): Promise<StoredEvent[]> {
-    return this.#write(() => this.#log.append(events)).then((stored) => {
-      this.#publish(stored);
-      return stored;
+    if (!(result instanceof Promise)) return result;
+    return new Promise<T>((resolve, reject) => {
+      const call: InFlight = {
+        started: this.#now(),
+        expire: () => {
+          this.#inFlight.delete(call);
+          this.#stalled++;
+          const seconds = this.#options.storeTimeout;
+          this.#health.failed(`a store call did not finish within ${seconds} s`);
+          reject(unavailable());
+        },
+      };
+      this.#inFlight.add(call);
+      // Only a write that succeeds while nothing is stalled shows the store works again.
+      const succeeded = () => {
+        if (how.write && this.#stalled === 0) this.#health.succeeded();
+      };
+      result.then(
+        (value) => {
+          if (!this.#inFlight.delete(call)) {
+            // Answered 503 already; that it finished at all means the store moves again.
+            this.#stalled--;
+            return succeeded();
+          }
+          succeeded();
+          resolve(value);
+        },
+        (error) => {
+          if (!this.#inFlight.delete(call)) {
+            this.#stalled--;
+            return;
+          }
+          try {
+            reject(this.#error(error, how));
+          } catch (unexpected) {
+            reject(unexpected);
+          }
+        },
+      );
     });
   }
 
-  async #write<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (error) {
-      if (error instanceof StorageError) {
-        throw new HttpError(
-          STATUS.ServiceUnavailable,
-          "store_unavailable",
-          "The store could not save this; try again",
-          { headers: { "Retry-After": "1" } },
-        );
-      }
-      throw error;
+  #error(error: unknown, how: CallOptions): unknown {
+    if (error instanceof Refusal) return refusal(error, how.statuses, how.messages);
+    if (error instanceof StorageError) {
+      this.#health.failed(error.message);
+      return unavailable();
     }
+    return error;
   }
 
-  #publish(events: StoredEvent[]): void {
-    const touched = new Set<Session>();
-    for (const event of events) {
-      if (event.id <= this.#lastId) continue;
-      this.#lastId = event.id;
-      this.counters.events++;
-      const room = this.#room(event.room);
-      const author = this.#byId.get(event.session);
-      if (event.type === "join" && author) {
-        author.rooms.set(room.name, event.id);
-        room.members.add(author);
-      } else if (event.type === "leave" && author) {
-        author.rooms.delete(room.name);
-        room.members.delete(author);
-        if (!this.#byToken.has(author.token) && author.rooms.size === 0) {
-          this.#byId.delete(author.id);
-        }
-      }
-      room.events.push(event);
-      if (room.events.length > this.#options.history) {
-        room.droppedThrough = room.events.shift()!.id;
-      }
-      for (const member of room.members) touched.add(member);
-    }
-    this.#wake(touched);
+  #read(ranges: readonly RoomRange[]): MaybePromise<ReadResult> {
+    return this.#call(() => this.#state.read(ranges, MAX_EVENTS_PER_POLL));
   }
 
-  /** Answers the waiting polls of touched sessions, encoding each distinct answer once. */
-  #wake(touched: Set<Session>): void {
-    const answers = new Map<string, PollAnswer>();
-    for (const session of touched) {
-      const set = this.#waiters.get(session);
-      if (!set) continue;
-      for (const waiter of [...set]) {
-        const key = groupKey(session, waiter.cursor);
-        let answer = answers.get(key);
-        if (!answer) {
-          answer = this.#answer(session, waiter.cursor);
-          answers.set(key, answer);
-        }
-        if (answer.count > 0) this.#finish(waiter, answer);
+  #group(cursor: number, ranges: RoomRange[]): Group {
+    let key = String(cursor);
+    for (const r of ranges) key += `|${r.room}:${r.from}:${r.to}`;
+    let group = this.#groups.get(key);
+    if (!group) {
+      group = { key, cursor, ranges, waiters: new Set() };
+      this.#groups.set(key, group);
+      for (const r of ranges) {
+        let groups = this.#byRoom.get(r.room);
+        if (!groups) this.#byRoom.set(r.room, groups = new Set());
+        groups.add(group);
       }
     }
+    return group;
+  }
+
+  #enter(waiter: Waiter): void {
+    waiter.group.waiters.add(waiter);
+    const id = waiter.session.id;
+    let set = this.#bySession.get(id);
+    if (!set) this.#bySession.set(id, set = new Set());
+    set.add(waiter);
+    this.#waiting++;
+    this.#polling.set(id, (this.#polling.get(id) ?? 0) + 1);
+  }
+
+  /** Takes a waiter out of its group and indexes; false when it had already left them. */
+  #leave(waiter: Waiter): boolean {
+    const group = waiter.group;
+    if (!group.waiters.delete(waiter)) return false;
+    if (group.waiters.size === 0) {
+      this.#groups.delete(group.key);
+      for (const r of group.ranges) {
+        const groups = this.#byRoom.get(r.room);
+        groups?.delete(group);
+        if (groups?.size === 0) this.#byRoom.delete(r.room);
+      }
+    }
+    const id = waiter.session.id;
+    const set = this.#bySession.get(id);
+    set?.delete(waiter);
+    if (set?.size === 0) this.#bySession.delete(id);
+    this.#waiting--;
+    const open = (this.#polling.get(id) ?? 1) - 1;
+    if (open > 0) this.#polling.set(id, open);
+    else this.#polling.delete(id);
+    return true;
   }
 
   #finish(waiter: Waiter, answer: PollAnswer): void {
-    const set = this.#waiters.get(waiter.session);
-    if (!set?.delete(waiter)) return;
-    if (set.size === 0) this.#waiters.delete(waiter.session);
-    this.#waiting--;
+    if (!this.#leave(waiter)) return;
     clearTimeout(waiter.timer);
     waiter.signal.removeEventListener("abort", waiter.onAbort);
-    waiter.session.openPolls--;
-    waiter.session.lastSeen = this.#now();
+    this.#seen.set(waiter.session.id, this.#now());
     this.counters.delivered += answer.count;
     waiter.resolve(answer);
   }
 
-  /** The poll answer for a session at a cursor: events in its rooms from its joins on. */
-  #answer(session: Session, cursor: number): PollAnswer {
-    let gap = false;
-    let events: StoredEvent[] = [];
-    for (const [name, joinId] of session.rooms) {
-      const room = this.#rooms.get(name);
-      if (!room) continue;
-      const from = Math.max(cursor, joinId - 1);
-      if (room.droppedThrough > from) gap = true;
-      const found = after(room.events, from);
-      events = events.length === 0 ? found : events.concat(found);
+  /** Committed events: answers the groups reading their rooms, each with one encoded answer. */
+  #onEvents(events: readonly StoredEvent[]): void {
+    this.counters.events += events.length;
+    const touched = new Set<Group>();
+    let movers: Set<string> | null = null;
+    for (const event of events) {
+      const groups = this.#byRoom.get(event.room);
+      if (groups) { for (const group of groups) touched.add(group); }
+      if ((event.type === "join" || event.type === "leave") && this.#bySession.has(event.session)) {
+        (movers ??= new Set()).add(event.session);
+      }
     }
-    if (session.rooms.size > 1) events.sort((a, b) => a.id - b.id);
-    if (events.length > MAX_EVENTS_PER_POLL) events = events.slice(0, MAX_EVENTS_PER_POLL);
+    // A session that joined or left reads other ranges now: move its waiters to their new group.
+    for (const id of movers ?? []) {
+      for (const waiter of [...this.#bySession.get(id) ?? []]) {
+        this.#regroup(waiter, touched);
+      }
+    }
+    for (const group of touched) this.#check(group);
+  }
+
+  #regroup(waiter: Waiter, touched: Set<Group>): void {
+    const move = (session: SessionInfo | null, touched: Set<Group>) => {
+      if (session === null) {
+        // The session ended: its poll answers now with what it may still read (its leaves).
+        const cursor = waiter.group.cursor;
+        const read = this.#read(rangesOf(waiter.session, cursor));
+        const finish = (result: ReadResult) => this.#finish(waiter, this.#answer(result, cursor));
+        if (read instanceof Promise) read.then(finish, () => finish({ events: [], gap: false }));
+        else finish(read);
+        return;
+      }
+      if (!this.#leave(waiter)) return;
+      waiter.session = session;
+      waiter.group = this.#group(waiter.group.cursor, rangesOf(session, waiter.group.cursor));
+      this.#enter(waiter);
+      touched.add(waiter.group);
+    };
+    const fresh = this.#state.refresh(waiter.session);
+    if (!(fresh instanceof Promise)) return move(fresh, touched);
+    fresh.then((session) => {
+      const later = new Set<Group>();
+      move(session, later);
+      for (const group of later) this.#check(group);
+    }, () => {});
+  }
+
+  /** Reads a group's ranges and answers its waiters if there is something for them. */
+  #check(group: Group): void {
+    if (group.waiters.size === 0) return;
+    let read: MaybePromise<ReadResult>;
+    try {
+      read = this.#read(group.ranges);
+    } catch {
+      return; // Counted by #call; the waiters keep waiting and a later event retries.
+    }
+    const answer = (result: ReadResult) => {
+      if (result.events.length === 0 && !result.gap) return;
+      const reply = this.#answer(result, group.cursor);
+      for (const waiter of [...group.waiters]) this.#finish(waiter, reply);
+    };
+    if (read instanceof Promise) read.then(answer, () => {});
+    else answer(read);
+  }
+
+  #onNotice(notice: Notice): void {
+    const groups = this.#byRoom.get(notice.room);
+    if (!groups) return;
+    const ephemeral = JSON.stringify({
+      type: notice.type,
+      room: notice.room,
+      nick: notice.nick,
+      ts: notice.ts,
+    });
+    for (const group of [...groups]) {
+      const body = encoder.encode(
+        `{"events":[],"cursor":"${group.cursor}","ephemeral":[${ephemeral}]}`,
+      );
+      const answer: PollAnswer = { body, close: this.#draining, count: 0, gap: false };
+      for (const waiter of [...group.waiters]) {
+        if (waiter.session.id !== notice.session) this.#finish(waiter, answer);
+      }
+    }
+  }
+
+  /** Events may have been missed: every waiting poll reads again. */
+  #resync(): void {
+    for (const group of [...this.#groups.values()]) this.#check(group);
+  }
+
+  /** The poll answer for what was read after `cursor`. */
+  #answer(read: ReadResult, cursor: number): PollAnswer {
+    const events = read.events;
     const next = events.length > 0 ? events[events.length - 1]!.id : cursor;
     let body = '{"events":[';
     for (let i = 0; i < events.length; i++) {
       body += (i > 0 ? "," : "") + this.#eventJson(events[i]!);
     }
-    body += `],"cursor":"${next}"${gap ? ',"gap":true' : ""}}`;
-    return { body: encoder.encode(body), close: this.#draining, count: events.length, gap };
+    body += `],"cursor":"${next}"${read.gap ? ',"gap":true' : ""}}`;
+    return {
+      body: encoder.encode(body),
+      close: this.#draining,
+      count: events.length,
+      gap: read.gap,
+    };
   }
 
-  /** The public JSON of an event (without its session), computed once. */
+  /** The public JSON of an event (without its session), computed once per event object. */
   #eventJson(event: StoredEvent): string {
     let json = this.#json.get(event);
     if (json === undefined) {
@@ -540,52 +744,22 @@ export function publicEvent(event: StoredEvent): Omit<StoredEvent, "session"> {
   return rest;
 }
 
-/** The key of a session's join or leave of a room in progress. */
-function membershipKey(session: Session, room: string): string {
-  return `${session.id}\n${room}`;
+/** A ban as clients see it. */
+export function publicBan(ban: StoredBan): Omit<StoredBan, "by" | "createdAt"> {
+  const { by: _, createdAt: __, ...rest } = ban;
+  return rest;
 }
 
-/** A session's join or leave event in a room. */
-function presenceEvent(
-  type: "join" | "leave",
-  session: Session,
-  room: string,
-  ts: number,
-): NewEvent {
-  return { type, room, nick: session.nick, ts, session: session.id };
-}
-
-function groupKey(session: Session, cursor: number): string {
-  let key = String(cursor);
-  const parts: string[] = [];
-  for (const [name, joinId] of session.rooms) parts.push(`${name}:${Math.max(cursor, joinId - 1)}`);
-  if (parts.length > 1) parts.sort();
-  for (const part of parts) key += `|${part}`;
-  return key;
-}
-
-/** Events with id > `id`, by binary search (ids increase). */
-function after(events: StoredEvent[], id: number): StoredEvent[] {
-  let lo = 0;
-  let hi = events.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (events[mid]!.id <= id) lo = mid + 1;
-    else hi = mid;
+/** What a session reads from `cursor` on: each room from its join, up to its leave. */
+function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
+  const ranges: RoomRange[] = [];
+  for (const [room, m] of session.rooms) {
+    const from = Math.max(cursor, m.joinId - 1);
+    const to = m.leftId ?? Infinity;
+    if (from < to) ranges.push({ room, from, to });
   }
-  return lo === 0 ? events.slice() : events.slice(lo);
-}
-
-/** The last `limit` events with id < `id`, oldest first. */
-function before(events: StoredEvent[], id: number, limit: number): StoredEvent[] {
-  let lo = 0;
-  let hi = events.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (events[mid]!.id < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return events.slice(Math.max(0, lo - limit), lo);
+  if (ranges.length > 1) ranges.sort((a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : 0));
+  return ranges;
 }
 
 function parseCursor(text: string, lastId: number): number {
@@ -607,19 +781,72 @@ function parseCursor(text: string, lastId: number): number {
   return cursor;
 }
 
+function refusal(
+  error: Refusal,
+  statuses?: Partial<Record<RefusalCode, number>>,
+  messages?: Partial<Record<RefusalCode, string>>,
+): HttpError {
+  if (error.code === "rate_limited") return rateLimited("You are sending too fast", error.retryMs);
+  const [status, text] = REFUSALS[error.code];
+  const code = error.code === "own_nick" ? "invalid_nick" : error.code;
+  const headers: Record<string, string> = error.code === "unauthorized"
+    ? { "WWW-Authenticate": "Bearer" }
+    : {};
+  const ban = error.ban;
+  if (ban) {
+    return new HttpError(
+      STATUS.Forbidden,
+      "banned",
+      `You are banned${ban.reason ? `: ${ban.reason}` : ""}`,
+      {
+        details: { until: ban.until, ...(ban.reason !== undefined ? { reason: ban.reason } : {}) },
+      },
+    );
+  }
+  return new HttpError(statuses?.[error.code] ?? status, code, messages?.[error.code] ?? text, {
+    headers,
+  });
+}
+
+function unavailable(): HttpError {
+  return new HttpError(
+    STATUS.ServiceUnavailable,
+    "store_unavailable",
+    "The store could not do this now; try again",
+    { headers: { "Retry-After": "1" } },
+  );
+}
+
 function rateLimited(message: string, waitMs: number): HttpError {
   const seconds = Math.max(1, Math.ceil(waitMs / 1000));
   return new HttpError(
     STATUS.TooManyRequests,
     "rate_limited",
     `${message}; retry in ${seconds} s`,
-    {
-      headers: { "Retry-After": String(seconds) },
-    },
+    { headers: { "Retry-After": String(seconds) } },
   );
 }
 
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(16));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+function topicProblem(topic: unknown): string | null {
+  if (typeof topic !== "string") return "The topic must be a string";
+  if (topic.trim() === "") return null; // clears it
+  return textProblem(topic, MAX_TOPIC, "topic");
+}
+
+function reasonProblem(reason: unknown): string | null {
+  if (reason === undefined) return null;
+  return textProblem(reason, MAX_REASON, "reason");
+}
+
+/** Compares secrets in time independent of where they differ. */
+function sameSecret(given: string, secret: string): boolean {
+  const a = encoder.encode(given);
+  const b = encoder.encode(secret);
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) diff |= (a[i % (a.length || 1)] ?? 0) ^ b[i]!;
+  return diff === 0;
+}
+
+function errorLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split("\n", 1)[0]!;
 }

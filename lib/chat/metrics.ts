@@ -9,6 +9,10 @@ export interface MetricValues {
   /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
   responses: readonly number[];
   refusedConnections: number;
+  /** Store calls that failed or stalled since start. */
+  storeErrors: number;
+  /** 1 while the store works, else 0. */
+  storeHealthy: number;
 }
 
 const GAUGES = [
@@ -16,6 +20,7 @@ const GAUGES = [
   ["parley_waiting_polls", "Long polls waiting for events.", "waitingPolls"],
   ["parley_sessions", "Live sessions.", "sessions"],
   ["parley_rooms", "Rooms.", "rooms"],
+  ["parley_store_healthy", "1 while the store works, 0 while it fails or stalls.", "storeHealthy"],
 ] as const;
 
 /** Renders the Prometheus text exposition format (version 0.0.4). */
@@ -34,6 +39,9 @@ export function renderMetrics(v: MetricValues): string {
     "# HELP parley_connections_refused_total Connections refused over a connection limit.",
     "# TYPE parley_connections_refused_total counter",
     `parley_connections_refused_total ${v.refusedConnections}`,
+    "# HELP parley_store_errors_total Store calls that failed or did not finish in time.",
+    "# TYPE parley_store_errors_total counter",
+    `parley_store_errors_total ${v.storeErrors}`,
     "# HELP parley_http_requests_total HTTP responses written, by status class.",
     "# TYPE parley_http_requests_total counter",
   );

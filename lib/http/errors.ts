@@ -57,6 +57,8 @@ export interface HttpErrorOptions {
   close?: boolean;
   /** Extra response headers, e.g. `Retry-After` or `Allow`. */
   headers?: Record<string, string>;
+  /** Extra fields of the error object beside `code` and `message`, e.g. a ban's `until`. */
+  details?: Record<string, unknown>;
 }
 
 /** An error a client caused, answered with `status` and a JSON body `{"error": {code, message}}`. */
@@ -65,6 +67,7 @@ export class HttpError extends Error {
   readonly code: string;
   readonly close: boolean;
   readonly headers: Record<string, string>;
+  readonly details: Record<string, unknown> | undefined;
 
   constructor(status: number, code: string, message: string, options: HttpErrorOptions = {}) {
     super(message);
@@ -73,5 +76,6 @@ export class HttpError extends Error {
     this.code = code;
     this.close = options.close ?? false;
     this.headers = options.headers ?? {};
+    this.details = options.details;
   }
 }

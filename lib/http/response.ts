@@ -27,7 +27,7 @@ export function errorResponse(error: HttpError): HttpResponse {
   return {
     status: error.status,
     headers: { ...JSON_HEADERS, ...error.headers },
-    body: JSON.stringify({ error: { code: error.code, message: error.message } }),
+    body: JSON.stringify({ error: { code: error.code, message: error.message, ...error.details } }),
     close: error.close,
   };
 }

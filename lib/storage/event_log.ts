@@ -1,5 +1,15 @@
 /** The kinds of chat event. */
-export type EventType = "message" | "join" | "leave";
+export type EventType = "message" | "join" | "leave" | "edit" | "delete" | "topic";
+
+/** Every event type, for checks of stored data. */
+export const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>([
+  "message",
+  "join",
+  "leave",
+  "edit",
+  "delete",
+  "topic",
+]);
 
 /** An event as clients see it. */
 export interface ChatEvent {
@@ -8,12 +18,22 @@ export interface ChatEvent {
   type: EventType;
   room: string;
   nick: string;
-  /** Only on `message`. */
+  /** On `message`, `edit` and `topic`; erased from a deleted message. */
   text?: string;
   /** Milliseconds since the epoch. */
   ts: number;
   /** Only on `message`, when the client sent one. */
   clientId?: string;
+  /** On `edit` and `delete`: the id of the message they change. */
+  ref?: number;
+  /** On a `leave` that a moderator caused (kick, ban) and a `delete` a moderator made: their nick. */
+  by?: string;
+  /** On a kick or ban `leave`, when the moderator gave one. */
+  reason?: string;
+  /** On a `message` whose text an edit replaced. */
+  edited?: true;
+  /** On a `message` that was deleted: its text is gone. */
+  deleted?: true;
 }
 
 /** An event as stored: with the id of the session that caused it (never sent to clients). */
@@ -24,18 +44,37 @@ export interface StoredEvent extends ChatEvent {
 /** An event before the log has given it an id. */
 export type NewEvent = Omit<StoredEvent, "id">;
 
+/** The optional fields of an event, in the order events are written. */
+const OPTIONAL = ["text", "ts", "clientId", "ref", "by", "reason", "edited", "deleted"] as const;
+
 /** The stored form of `event` with `id`; optional fields present only when set, as loads read them. */
 export function storedEvent(id: number, event: NewEvent): StoredEvent {
-  return {
-    id,
-    type: event.type,
-    room: event.room,
-    nick: event.nick,
-    ...(event.text !== undefined ? { text: event.text } : {}),
-    ts: event.ts,
-    ...(event.clientId !== undefined ? { clientId: event.clientId } : {}),
-    session: event.session,
-  };
+  const out = { id, type: event.type, room: event.room, nick: event.nick } as StoredEvent;
+  for (const key of OPTIONAL) {
+    const value = event[key];
+    if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
+  }
+  out.session = event.session;
+  return out;
+}
+
+/** A message with its text replaced by an edit (a new object: events are never mutated). */
+export function editedEvent(event: StoredEvent, text: string): StoredEvent {
+  return { ...event, text, edited: true };
+}
+
+/** A message (or an edit of one) with its text erased by a delete. */
+export function erasedEvent(event: StoredEvent): StoredEvent {
+  const { text: _, edited: __, ...rest } = event;
+  return event.type === "message" ? { ...rest, deleted: true } : rest;
+}
+
+/** A session's membership of a room, as long as it is a member and for a while after it left. */
+export interface Membership {
+  /** Id of the session's own `join` event there: it sees the room's events from this one on. */
+  joinId: number;
+  /** Id of its `leave` event, once it left: it still sees the events up to this one. */
+  leftId?: number;
 }
 
 /** A session as stored; presence (last seen) is not stored: a restart starts the grace anew. */
@@ -44,11 +83,35 @@ export interface StoredSession {
   id: string;
   /** The bearer token (128-bit random, hex). */
   token: string;
+  /** NFC, as chosen. */
   nick: string;
   /** Milliseconds since the epoch. */
   createdAt: number;
-  /** Joined rooms: room name → id of the session's own `join` event there. */
-  rooms: Record<string, number>;
+  /** The client address it was created from (bans by address match it). */
+  address: string;
+  moderator: boolean;
+  /** Rooms joined, and left recently: room name → membership. */
+  rooms: Record<string, Membership>;
+}
+
+/** A remembered send: the event a repeated `clientId` answers with. */
+export interface StoredSend {
+  clientId: string;
+  event: StoredEvent;
+}
+
+/** A ban: sessions whose nick (by `nameKey`) or address matches are refused until `until`. */
+export interface StoredBan {
+  id: string;
+  /** The nick as given (NFC); matched by its key. */
+  nick?: string;
+  address?: string;
+  /** Milliseconds since the epoch. */
+  until: number;
+  reason?: string;
+  /** Nick of the moderator who banned. */
+  by: string;
+  createdAt: number;
 }
 
 /** One room's retained state. */
@@ -58,6 +121,10 @@ export interface StoredRoom {
   events: StoredEvent[];
   /** Highest event id dropped from this room by retention; 0 when none was. */
   droppedThrough: number;
+  /** The text of its latest `topic` event, when that was not empty. */
+  topic?: string;
+  /** A private (direct message) room: the ids of its two sessions. */
+  pair?: [string, string];
 }
 
 /** Everything persisted, read once at start. */
@@ -66,11 +133,57 @@ export interface Snapshot {
   lastId: number;
   rooms: StoredRoom[];
   sessions: StoredSession[];
+  /** Per session id: its last sends with a client id (at most `SENDS_KEPT`), oldest first. */
+  sends: Record<string, StoredSend[]>;
+  bans: StoredBan[];
+}
+
+/** Client ids remembered per session for idempotent sends, across restarts too. */
+export const SENDS_KEPT = 1000;
+/** Rooms a session has left that it is still remembered in (for polls from before the leave). */
+export const LEFT_KEPT = 100;
+
+/** A message an edit or delete changes: its room, id and author session. */
+export interface MessageRef {
+  room: string;
+  id: number;
+  author: string;
 }
 
 /**
- * Where events, rooms and sessions persist. The chat store keeps the hot state in memory and
- * writes through this; backends: memory (tests), SQLite (default), Redis (several instances).
+ * One atomic change: everything in it is committed in one transaction or not at all. The parts
+ * apply in this order: sessions put, events appended, edits, erasures, rooms deleted, sessions
+ * deleted, bans put and deleted.
+ */
+export interface Change {
+  putSessions?: StoredSession[];
+  /**
+   * Events get consecutive ids after every id assigned before. Side effects, in the same
+   * transaction: a `join` records its author's membership (`joinId`), a `leave` sets its `leftId`
+   * (the oldest left memberships beyond `LEFT_KEPT` per session are forgotten); a `message` with a
+   * `clientId` is remembered as a send of its session (the last `SENDS_KEPT`); a `topic` sets the
+   * room's topic; the first event of a room creates it, private with `pairs[room]` when given. A
+   * join or leave of a session the log does not know (never put, or deleted) just stores the event.
+   */
+  events?: NewEvent[];
+  /** Private rooms created by this change's events: room → its two session ids. */
+  pairs?: Record<string, [string, string]>;
+  /** Messages whose stored text is replaced (and marked edited), in kept events and sends. */
+  edits?: (MessageRef & { text: string })[];
+  /** Messages whose text is erased (and marked deleted), with the text of their edits. */
+  erase?: MessageRef[];
+  /** Rooms deleted with all their events and memberships. */
+  deleteRooms?: string[];
+  /** Sessions deleted with their memberships and remembered sends; a missing one is no error. */
+  deleteSessions?: string[];
+  putBans?: StoredBan[];
+  deleteBans?: string[];
+}
+
+/**
+ * Where the one-process stores (memory, SQLite) persist events, rooms, sessions and bans. The
+ * shared state (`LocalState`) keeps all of it hot in memory and writes every change through here
+ * before it applies it; `load` reads it back at start.
  */
 export interface EventLog {
   /** Short name for logs and metrics, e.g. `memory`, `sqlite`. */
@@ -78,27 +191,29 @@ export interface EventLog {
   /** Reads everything persisted; called once, before any write. */
   load(): Promise<Snapshot>;
   /**
-   * Durably stores events, giving them consecutive ids after every id assigned before, and
-   * resolves with them once committed. Calls resolve in the order they were made; concurrent
-   * calls may share one transaction. Rooms are created by their first event. Retention keeps the
-   * last `history` events of each room.
-   *
-   * Membership moves with its event, atomically (in the same transaction): a `join` event records
-   * its author session's membership (`rooms[room]` = the event's id, replacing an earlier one),
-   * and a `leave` event removes it, so a crash can never keep the event without the membership or
-   * the other way round. A join or leave whose session the log does not know (never put, or
-   * deleted) just stores the event.
+   * Durably commits `change` (see {@linkcode Change}) and resolves with its events, ids set.
+   * Calls resolve in the order they were made; concurrent calls may share one transaction, and
+   * when that fails they all reject with `StorageError`. Retention keeps the last `history`
+   * events of each room.
    */
+  commit(change: Change): Promise<StoredEvent[]>;
+  /** `commit({events})`. */
   append(events: NewEvent[]): Promise<StoredEvent[]>;
-  /**
-   * Creates or replaces a session, memberships included. The chat store calls it when a session is
-   * created; joins and leaves keep memberships current through `append`.
-   */
+  /** `commit({putSessions: [session]})`: creates or replaces a session, memberships included. */
   putSession(session: StoredSession): Promise<void>;
-  /** Deletes a session; a missing one is no error. */
+  /** `commit({deleteSessions: [id]})`. */
   deleteSession(id: string): Promise<void>;
-  /** Flushes pending writes and releases the backend; idempotent. */
-  close(): Promise<void>;
+  /**
+   * A problem with where the data lives that no failed write would show (the database file was
+   * deleted or replaced), or null; checked every few seconds. Once it reports one, writes fail.
+   */
+  check?(): Promise<string | null>;
+  /**
+   * Flushes pending writes and releases the backend; idempotent. With `deadlineMs`, gives up
+   * waiting after that long, releases anyway and resolves with the number of writes that were
+   * not confirmed (0 when all were).
+   */
+  close(deadlineMs?: number): Promise<number>;
 }
 
 /** Options every backend takes. */

@@ -11,26 +11,39 @@ import {
 } from "node:sqlite";
 import {
   type EventType,
+  LEFT_KEPT,
+  SENDS_KEPT,
   type Snapshot,
   StorageError,
+  type StoredBan,
   type StoredEvent,
+  storedEvent,
   type StoredRoom,
+  type StoredSend,
   type StoredSession,
 } from "./event_log.ts";
 import {
   type BatchData,
   type BatchResult,
+  EVENT_FIELDS,
   OP_APPEND,
   OP_DELETE,
+  OP_DELETE_BAN,
+  OP_DELETE_ROOM,
+  OP_EDIT,
+  OP_ERASE,
+  OP_PAIR,
   OP_PUT,
+  OP_PUT_BAN,
   type SqliteSynchronous,
 } from "./sqlite_protocol.ts";
 
 /**
- * Schema migrations, applied in order at open inside one transaction; `PRAGMA user_version` holds
- * how many have run. Append new steps, never edit old ones: files in the field ran them already.
+ * Schema migrations, applied in order at open inside one transaction (exported for the migration
+ * tests); `PRAGMA user_version` holds how many have run. Append new steps, never edit old ones:
+ * files in the field ran them already.
  */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   // 1: initial schema. `events(room)` also orders by id, since the rowid ends every index key;
   // retention and nothing else walks it. `meta.last_id` is a floor for the next id, written at
   // open (see `readLastId`): commits do not rewrite it, which would cost a page per commit.
@@ -66,6 +79,47 @@ const MIGRATIONS: readonly string[] = [
      value INTEGER NOT NULL
    ) WITHOUT ROWID;
    INSERT INTO meta (key, value) VALUES ('last_id', 0);`,
+  // 2: moderation, edits and deletes, private rooms, left memberships, remembered sends. A send
+  // keeps a copy of its event (JSON), so a retried client id is answered whatever retention did;
+  // files from version 1 remember the client ids of the events they still keep.
+  `ALTER TABLE events ADD COLUMN ref INTEGER;
+   ALTER TABLE events ADD COLUMN by_nick TEXT;
+   ALTER TABLE events ADD COLUMN reason TEXT;
+   ALTER TABLE events ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX events_ref ON events (ref) WHERE ref IS NOT NULL;
+   ALTER TABLE rooms ADD COLUMN topic TEXT;
+   ALTER TABLE rooms ADD COLUMN pair_a TEXT;
+   ALTER TABLE rooms ADD COLUMN pair_b TEXT;
+   ALTER TABLE sessions ADD COLUMN address TEXT NOT NULL DEFAULT '';
+   ALTER TABLE sessions ADD COLUMN moderator INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE memberships ADD COLUMN left_id INTEGER;
+   CREATE TABLE sends (
+     session TEXT NOT NULL,
+     client_id TEXT NOT NULL,
+     event_id INTEGER NOT NULL,
+     room TEXT NOT NULL,
+     event TEXT NOT NULL,
+     PRIMARY KEY (session, client_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX sends_order ON sends (session, event_id);
+   CREATE INDEX sends_event ON sends (event_id);
+   CREATE INDEX sends_room ON sends (room);
+   CREATE TABLE bans (
+     id TEXT PRIMARY KEY,
+     nick TEXT,
+     address TEXT,
+     until INTEGER NOT NULL,
+     reason TEXT,
+     by_nick TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   INSERT OR IGNORE INTO sends (session, client_id, event_id, room, event)
+     SELECT session, client_id, id, room,
+       json_object('id', id, 'type', type, 'room', room, 'nick', nick, 'text', text, 'ts', ts,
+         'clientId', client_id, 'session', session)
+     FROM (SELECT *, row_number() OVER (PARTITION BY session ORDER BY id DESC) AS n
+           FROM events WHERE client_id IS NOT NULL AND type = 'message')
+     WHERE n <= ${SENDS_KEPT};`,
 ];
 
 /** The schema version this code writes (`PRAGMA user_version` after open). */
@@ -81,7 +135,10 @@ const LOCK_WAIT_MS = 250;
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 /** Columns of an `events` row as `write` binds them. */
-const EVENT_COLUMNS = 8;
+const EVENT_COLUMNS = 11;
+/** `events.flags` bits. */
+const EDITED = 1;
+const DELETED = 2;
 /**
  * Events per multi-row INSERT. One statement per event costs a call into SQLite and a VM run
  * each; 16 rows at a time halves the insert cost per event (measured: 3.7 → 1.6 µs).
@@ -104,7 +161,24 @@ interface Statements {
   insertMembership: StatementSync;
   joinMembership: StatementSync;
   leaveMembership: StatementSync;
+  trimLeft: StatementSync;
   deleteSession: StatementSync;
+  insertSend: StatementSync;
+  trimSends: StatementSync;
+  deleteSends: StatementSync;
+  setTopic: StatementSync;
+  setPair: StatementSync;
+  editEvent: StatementSync;
+  editSend: StatementSync;
+  eraseEvent: StatementSync;
+  eraseEdits: StatementSync;
+  eraseSend: StatementSync;
+  deleteRoomEvents: StatementSync;
+  deleteRoomMemberships: StatementSync;
+  deleteRoomSends: StatementSync;
+  deleteRoom: StatementSync;
+  putBan: StatementSync;
+  deleteBan: StatementSync;
 }
 
 /**
@@ -187,17 +261,27 @@ export class SqliteDb {
     let lastId = this.#lastId;
     // Room counts as they will be after this batch; merged into #counts only after COMMIT.
     const counts = new Map<string, number>();
+    const deletedRooms = new Set<string>();
+    // Sessions that remembered or left something in this batch: trimmed once each, at the end.
+    const sent = new Set<string>();
+    const left = new Set<string>();
     try {
       s.begin.run();
-      // Event rows wait here and go in ROWS_PER_INSERT at a time; membership and session
-      // statements run in call order meanwhile (they never read `events`).
+      // Event rows wait here and go in ROWS_PER_INSERT at a time; other statements run in call
+      // order meanwhile. Those that read `events` (edit, erase, room delete) flush the rows first.
       const rows: SQLInputValue[] = [];
+      const flushRows = () => {
+        for (let r = 0; r < rows.length; r += EVENT_COLUMNS) {
+          s.insertEvent.run(...rows.slice(r, r + EVENT_COLUMNS));
+        }
+        rows.length = 0;
+      };
       let i = 0;
       while (i < data.length) {
         const op = data[i++];
         if (op === OP_APPEND) {
           const n = data[i++] as number;
-          for (let k = 0; k < n; k++, i += 7) {
+          for (let k = 0; k < n; k++, i += EVENT_FIELDS) {
             const type = data[i] as string;
             const room = data[i + 1] as string;
             const session = data[i + 6] as string;
@@ -208,45 +292,120 @@ export class SqliteDb {
               count = 0;
             }
             counts.set(room, count + 1);
+            const text = data[i + 3] as string | null;
+            const clientId = data[i + 5] as string | null;
             rows.push(
               id,
               room,
               type,
               data[i + 2] as string,
-              data[i + 3] as string | null,
+              text,
               data[i + 4] as number,
-              data[i + 5] as string | null,
+              clientId,
               session,
+              data[i + 7] as number | null,
+              data[i + 8] as string | null,
+              data[i + 9] as string | null,
             );
             if (rows.length === ROWS_PER_INSERT * EVENT_COLUMNS) {
               s.insertEvents.run(...rows);
               rows.length = 0;
             }
-            // Membership moves with its event, in the same transaction: a crash cannot keep one
-            // without the other. A session the log does not know gets the event only.
-            if (type === "join") s.joinMembership.run(session, room, id, session);
-            else if (type === "leave") s.leaveMembership.run(session, room);
+            // Side effects move with their event, in the same transaction: a crash cannot keep
+            // one without the other. A session the log does not know gets the event only.
+            if (type === "join") {
+              s.joinMembership.run(session, room, id, session);
+            } else if (type === "leave") {
+              s.leaveMembership.run(id, session, room);
+              left.add(session);
+            } else if (type === "topic") {
+              s.setTopic.run(text, room);
+            } else if (type === "message" && clientId !== null) {
+              const event = storedEvent(id, {
+                type: "message",
+                room,
+                nick: data[i + 2] as string,
+                ...(text !== null ? { text } : {}),
+                ts: data[i + 4] as number,
+                clientId,
+                session,
+              });
+              s.insertSend.run(session, clientId, id, room, JSON.stringify(event), session);
+              sent.add(session);
+            }
           }
         } else if (op === OP_PUT) {
           const id = data[i++] as string;
-          s.upsertSession.run(id, data[i] as string, data[i + 1] as string, data[i + 2] as number);
-          const m = data[i + 3] as number;
-          i += 4;
+          s.upsertSession.run(
+            id,
+            data[i] as string,
+            data[i + 1] as string,
+            data[i + 2] as number,
+            data[i + 3] as string,
+            data[i + 4] as number,
+          );
+          const m = data[i + 5] as number;
+          i += 6;
           s.deleteMemberships.run(id);
-          for (let k = 0; k < m; k++, i += 2) {
-            s.insertMembership.run(id, data[i] as string, data[i + 1] as number);
+          for (let k = 0; k < m; k++, i += 3) {
+            s.insertMembership.run(
+              id,
+              data[i] as string,
+              data[i + 1] as number,
+              data[i + 2] as number | null,
+            );
           }
         } else if (op === OP_DELETE) {
           const id = data[i++] as string;
           s.deleteMemberships.run(id);
+          s.deleteSends.run(id);
           s.deleteSession.run(id);
+        } else if (op === OP_PAIR) {
+          s.setPair.run(data[i + 1] as string, data[i + 2] as string, data[i] as string);
+          i += 3;
+        } else if (op === OP_EDIT) {
+          flushRows();
+          const id = data[i + 1] as number;
+          const text = data[i + 3] as string;
+          s.editEvent.run(text, id);
+          s.editSend.run(text, id);
+          i += 4;
+        } else if (op === OP_ERASE) {
+          flushRows();
+          const id = data[i + 1] as number;
+          s.eraseEvent.run(id);
+          s.eraseEdits.run(id);
+          s.eraseSend.run(id);
+          i += 3;
+        } else if (op === OP_DELETE_ROOM) {
+          flushRows();
+          const room = data[i++] as string;
+          s.deleteRoomEvents.run(room);
+          s.deleteRoomMemberships.run(room);
+          s.deleteRoomSends.run(room);
+          s.deleteRoom.run(room);
+          counts.delete(room);
+          deletedRooms.add(room);
+        } else if (op === OP_PUT_BAN) {
+          s.putBan.run(
+            data[i] as string,
+            data[i + 1] as string | null,
+            data[i + 2] as string | null,
+            data[i + 3] as number,
+            data[i + 4] as string | null,
+            data[i + 5] as string,
+            data[i + 6] as number,
+          );
+          i += 7;
+        } else if (op === OP_DELETE_BAN) {
+          s.deleteBan.run(data[i++] as string);
         } else {
           throw new Error(`malformed batch: op ${String(op)} at ${i - 1}`);
         }
       }
-      for (let r = 0; r < rows.length; r += EVENT_COLUMNS) {
-        s.insertEvent.run(...rows.slice(r, r + EVENT_COLUMNS));
-      }
+      flushRows();
+      for (const session of sent) s.trimSends.run(session, session, SENDS_KEPT);
+      for (const session of left) s.trimLeft.run(session, session, LEFT_KEPT);
       // Once per room per batch, not per event: a batch of 1000 into one full room is one
       // index walk over the 1000 oldest and one range delete.
       for (const [room, n] of counts) {
@@ -266,6 +425,7 @@ export class SqliteDb {
     }
     const appended = lastId - this.#lastId;
     this.#lastId = lastId;
+    for (const room of deletedRooms) this.#counts.delete(room);
     for (const [room, n] of counts) this.#counts.set(room, n);
     return { firstId, appended };
   }
@@ -274,14 +434,21 @@ export class SqliteDb {
   load(): Snapshot {
     try {
       const rooms = new Map<string, StoredRoom>();
-      const roomRows = this.#db.prepare("SELECT name, dropped_through FROM rooms ORDER BY name")
-        .all();
+      const roomRows = this.#db.prepare(
+        "SELECT name, dropped_through, topic, pair_a, pair_b FROM rooms ORDER BY name",
+      ).all();
       for (const row of roomRows) {
         const name = str(row.name);
-        rooms.set(name, { name, events: [], droppedThrough: int(row.dropped_through) });
+        const room: StoredRoom = { name, events: [], droppedThrough: int(row.dropped_through) };
+        if (row.topic != null) room.topic = str(row.topic);
+        if (row.pair_a != null && row.pair_b != null) {
+          room.pair = [str(row.pair_a), str(row.pair_b)];
+        }
+        rooms.set(name, room);
       }
       const events = this.#db.prepare(
-        "SELECT id, type, room, nick, text, ts, client_id, session FROM events ORDER BY id",
+        `SELECT id, type, room, nick, text, ts, client_id, session, ref, by_nick, reason, flags
+         FROM events ORDER BY id`,
       );
       for (const row of events.iterate()) {
         const event = rowToEvent(row);
@@ -295,7 +462,7 @@ export class SqliteDb {
       }
       const sessions = new Map<string, StoredSession>();
       const sessionRows = this.#db.prepare(
-        "SELECT id, token, nick, created_at FROM sessions ORDER BY created_at, id",
+        "SELECT id, token, nick, created_at, address, moderator FROM sessions ORDER BY created_at, id",
       ).all();
       for (const row of sessionRows) {
         const id = str(row.id);
@@ -304,17 +471,54 @@ export class SqliteDb {
           token: str(row.token),
           nick: str(row.nick),
           createdAt: int(row.created_at),
+          address: str(row.address),
+          moderator: int(row.moderator) !== 0,
           rooms: {},
         });
       }
       const memberships = this.#db.prepare(
-        "SELECT session, room, join_id FROM memberships ORDER BY session, join_id",
+        "SELECT session, room, join_id, left_id FROM memberships ORDER BY session, join_id",
       ).all();
       for (const row of memberships) {
         const session = sessions.get(str(row.session));
-        if (session !== undefined) session.rooms[str(row.room)] = int(row.join_id);
+        if (session === undefined) continue;
+        session.rooms[str(row.room)] = row.left_id == null
+          ? { joinId: int(row.join_id) }
+          : { joinId: int(row.join_id), leftId: int(row.left_id) };
       }
-      return { lastId: this.#lastId, rooms: [...rooms.values()], sessions: [...sessions.values()] };
+      const sends: Record<string, StoredSend[]> = {};
+      const sendRows = this.#db.prepare(
+        "SELECT session, client_id, event FROM sends ORDER BY session, event_id",
+      ).all();
+      for (const row of sendRows) {
+        const session = str(row.session);
+        (sends[session] ??= []).push({
+          clientId: str(row.client_id),
+          event: jsonEvent(str(row.event)),
+        });
+      }
+      const bans: StoredBan[] = [];
+      const banRows = this.#db.prepare(
+        "SELECT id, nick, address, until, reason, by_nick, created_at FROM bans ORDER BY created_at",
+      ).all();
+      for (const row of banRows) {
+        bans.push({
+          id: str(row.id),
+          ...(row.nick != null ? { nick: str(row.nick) } : {}),
+          ...(row.address != null ? { address: str(row.address) } : {}),
+          until: int(row.until),
+          ...(row.reason != null ? { reason: str(row.reason) } : {}),
+          by: str(row.by_nick),
+          createdAt: int(row.created_at),
+        });
+      }
+      return {
+        lastId: this.#lastId,
+        rooms: [...rooms.values()],
+        sessions: [...sessions.values()],
+        sends,
+        bans,
+      };
     } catch (e) {
       throw new StorageError(`Cannot read database ${this.#path}: ${reason(e)}`, { cause: e });
     }
@@ -395,6 +599,8 @@ function configure(db: DatabaseSync, path: string, synchronous: SqliteSynchronou
   }
   db.exec(`PRAGMA synchronous = ${synchronous === "normal" ? "NORMAL" : "FULL"}`);
   db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
+  // A deleted message's text must be gone from the file, not left in a freed page.
+  db.exec("PRAGMA secure_delete = ON");
 }
 
 /**
@@ -450,17 +656,16 @@ function roomCounts(db: DatabaseSync): Map<string, number> {
 }
 
 function prepare(db: DatabaseSync): Statements {
+  const columns = "(id, room, type, nick, text, ts, client_id, session, ref, by_nick, reason)";
+  const values = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
   return {
     begin: db.prepare("BEGIN IMMEDIATE"),
     commit: db.prepare("COMMIT"),
     rollback: db.prepare("ROLLBACK"),
     insertEvents: db.prepare(
-      "INSERT INTO events (id, room, type, nick, text, ts, client_id, session) VALUES " +
-        Array(ROWS_PER_INSERT).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", "),
+      `INSERT INTO events ${columns} VALUES ` + Array(ROWS_PER_INSERT).fill(values).join(", "),
     ),
-    insertEvent: db.prepare(
-      "INSERT INTO events (id, room, type, nick, text, ts, client_id, session) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    ),
+    insertEvent: db.prepare(`INSERT INTO events ${columns} VALUES ${values}`),
     insertRoom: db.prepare("INSERT OR IGNORE INTO rooms (name) VALUES (?)"),
     nthOldest: db.prepare("SELECT id FROM events WHERE room = ? ORDER BY id LIMIT 1 OFFSET ?"),
     deleteThrough: db.prepare("DELETE FROM events WHERE room = ? AND id <= ?"),
@@ -469,21 +674,64 @@ function prepare(db: DatabaseSync): Statements {
     ),
     setLastId: db.prepare("UPDATE meta SET value = ? WHERE key = 'last_id'"),
     upsertSession: db.prepare(
-      `INSERT INTO sessions (id, token, nick, created_at) VALUES (?, ?, ?, ?)
+      `INSERT INTO sessions (id, token, nick, created_at, address, moderator)
+       VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET token = excluded.token, nick = excluded.nick,
-         created_at = excluded.created_at`,
+         created_at = excluded.created_at, address = excluded.address,
+         moderator = excluded.moderator`,
     ),
     deleteMemberships: db.prepare("DELETE FROM memberships WHERE session = ?"),
     insertMembership: db.prepare(
-      "INSERT INTO memberships (session, room, join_id) VALUES (?, ?, ?)",
+      "INSERT INTO memberships (session, room, join_id, left_id) VALUES (?, ?, ?, ?)",
     ),
-    // Only for a session the log knows; a join again replaces the join id.
+    // Only for a session the log knows; a join again replaces the join id and clears the leave.
     joinMembership: db.prepare(
-      `INSERT OR REPLACE INTO memberships (session, room, join_id)
-       SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?)`,
+      `INSERT OR REPLACE INTO memberships (session, room, join_id, left_id)
+       SELECT ?, ?, ?, NULL WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?)`,
     ),
-    leaveMembership: db.prepare("DELETE FROM memberships WHERE session = ? AND room = ?"),
+    leaveMembership: db.prepare(
+      "UPDATE memberships SET left_id = ? WHERE session = ? AND room = ? AND left_id IS NULL",
+    ),
+    trimLeft: db.prepare(
+      `DELETE FROM memberships WHERE session = ? AND left_id IS NOT NULL AND left_id <= (
+         SELECT left_id FROM memberships WHERE session = ? AND left_id IS NOT NULL
+         ORDER BY left_id DESC LIMIT 1 OFFSET ?)`,
+    ),
     deleteSession: db.prepare("DELETE FROM sessions WHERE id = ?"),
+    insertSend: db.prepare(
+      `INSERT OR REPLACE INTO sends (session, client_id, event_id, room, event)
+       SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?)`,
+    ),
+    trimSends: db.prepare(
+      `DELETE FROM sends WHERE session = ? AND event_id <= (
+         SELECT event_id FROM sends WHERE session = ? ORDER BY event_id DESC LIMIT 1 OFFSET ?)`,
+    ),
+    deleteSends: db.prepare("DELETE FROM sends WHERE session = ?"),
+    setTopic: db.prepare("UPDATE rooms SET topic = nullif(?, '') WHERE name = ?"),
+    setPair: db.prepare("UPDATE rooms SET pair_a = ?, pair_b = ? WHERE name = ?"),
+    editEvent: db.prepare(
+      `UPDATE events SET text = ?, flags = flags | ${EDITED} WHERE id = ? AND type = 'message'`,
+    ),
+    editSend: db.prepare(
+      "UPDATE sends SET event = json_set(event, '$.text', ?, '$.edited', json('true')) WHERE event_id = ?",
+    ),
+    eraseEvent: db.prepare(
+      `UPDATE events SET text = NULL, flags = (flags & ~${EDITED}) | ${DELETED} WHERE id = ?`,
+    ),
+    eraseEdits: db.prepare("UPDATE events SET text = NULL WHERE ref = ? AND type = 'edit'"),
+    eraseSend: db.prepare(
+      `UPDATE sends SET event = json_set(json_remove(event, '$.text', '$.edited'),
+         '$.deleted', json('true')) WHERE event_id = ?`,
+    ),
+    deleteRoomEvents: db.prepare("DELETE FROM events WHERE room = ?"),
+    deleteRoomMemberships: db.prepare("DELETE FROM memberships WHERE room = ?"),
+    deleteRoomSends: db.prepare("DELETE FROM sends WHERE room = ?"),
+    deleteRoom: db.prepare("DELETE FROM rooms WHERE name = ?"),
+    putBan: db.prepare(
+      `INSERT OR REPLACE INTO bans (id, nick, address, until, reason, by_nick, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteBan: db.prepare("DELETE FROM bans WHERE id = ?"),
   };
 }
 
@@ -517,6 +765,7 @@ function errcode(e: unknown): number {
 }
 
 function rowToEvent(row: Record<string, SQLOutputValue>): StoredEvent {
+  const flags = int(row.flags);
   return {
     id: int(row.id),
     type: str(row.type) as EventType,
@@ -525,8 +774,20 @@ function rowToEvent(row: Record<string, SQLOutputValue>): StoredEvent {
     ...(row.text != null ? { text: str(row.text) } : {}),
     ts: Number(row.ts),
     ...(row.client_id != null ? { clientId: str(row.client_id) } : {}),
+    ...(row.ref != null ? { ref: int(row.ref) } : {}),
+    ...(row.by_nick != null ? { by: str(row.by_nick) } : {}),
+    ...(row.reason != null ? { reason: str(row.reason) } : {}),
+    ...(flags & EDITED ? { edited: true as const } : {}),
+    ...(flags & DELETED ? { deleted: true as const } : {}),
     session: str(row.session),
   };
+}
+
+/** A remembered send's event: JSON written by `write` (or the migration, with nulls). */
+function jsonEvent(json: string): StoredEvent {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  for (const key of Object.keys(raw)) if (raw[key] === null) delete raw[key];
+  return storedEvent(raw.id as number, raw as unknown as StoredEvent);
 }
 
 function int(v: SQLOutputValue | undefined): number {

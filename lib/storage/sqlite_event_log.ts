@@ -1,8 +1,9 @@
 import { clearImmediate, setImmediate } from "node:timers";
 import {
+  type Change,
+  EVENT_TYPES,
   type EventLog,
   type EventLogOptions,
-  type EventType,
   type NewEvent,
   type Snapshot,
   StorageError,
@@ -15,7 +16,13 @@ import {
   type BatchResult,
   OP_APPEND,
   OP_DELETE,
+  OP_DELETE_BAN,
+  OP_DELETE_ROOM,
+  OP_EDIT,
+  OP_ERASE,
+  OP_PAIR,
   OP_PUT,
+  OP_PUT_BAN,
   type Reply,
   type ReplyValues,
   type Request,
@@ -53,11 +60,11 @@ export interface SqliteEventLogStats {
 
 type Reject = (error: Error) => void;
 
-/** A queued write: its events (ids set at commit) for an append, or none for a session write. */
+/** A queued commit: its events, ids set once the batch it joined committed. */
 interface Op {
-  resolve: (value: never) => void;
+  resolve: (events: StoredEvent[]) => void;
   reject: Reject;
-  events: StoredEvent[] | undefined;
+  events: StoredEvent[];
 }
 
 /** A request the worker has not answered yet; replies come in request order. */
@@ -99,6 +106,9 @@ export class SqliteEventLog implements EventLog {
   /** Set when the worker died: every call rejects with it from then on. */
   #failure: StorageError | undefined;
   #stats: SqliteEventLogStats = { transactions: 0, appended: 0 };
+  #path: string;
+  /** The file's device and inode at open, to notice it deleted or replaced; null: not a file. */
+  #identity: { dev: number; ino: number | null } | null = null;
 
   /**
    * Opens (creating if needed) and checks the database at `path`: readable, a SQLite file, not
@@ -130,10 +140,19 @@ export class SqliteEventLog implements EventLog {
       throw e;
     }
     log.#opened = true;
+    if (path !== ":memory:" && !path.startsWith("file:")) {
+      try {
+        const stat = await Deno.stat(path);
+        log.#identity = { dev: stat.dev, ino: stat.ino };
+      } catch {
+        // Unknown identity: the periodic check is skipped rather than guessing.
+      }
+    }
     return log;
   }
 
   private constructor(path: string, worker: Worker) {
+    this.#path = path;
     this.#worker = worker;
     worker.onmessage = (event: MessageEvent<Reply>) => this.#onReply(event.data);
     const failed = (why: string) =>
@@ -162,60 +181,136 @@ export class SqliteEventLog implements EventLog {
     return this.#call({ t: "load" });
   }
 
-  /** Queues events for the next group commit; resolves with their ids once committed. */
-  append(events: NewEvent[]): Promise<StoredEvent[]> {
-    if (this.#closed) return closedError("append");
+  /** Queues a change for the next group commit; resolves with its events once committed. */
+  commit(change: Change): Promise<StoredEvent[]> {
+    if (this.#closed) return closedError("commit");
     if (this.#failure) return Promise.reject(this.#failure);
+    const events = change.events ?? [];
     for (const event of events) {
       const problem = checkEvent(event);
-      if (problem !== undefined) return Promise.reject(new TypeError(`Cannot append: ${problem}`));
+      if (problem !== undefined) return Promise.reject(new TypeError(`Cannot commit: ${problem}`));
     }
-    const stored: StoredEvent[] = new Array(events.length);
     const data = this.#data;
-    data.push(OP_APPEND, events.length);
+    for (const session of change.putSessions ?? []) putSession(data, session);
+    const stored: StoredEvent[] = new Array(events.length);
+    if (events.length > 0) data.push(OP_APPEND, events.length);
     for (let i = 0; i < events.length; i++) {
       const e = events[i]!;
       // The id is set once the worker says which ids the batch got.
       stored[i] = storedEvent(0, e);
-      data.push(e.type, e.room, e.nick, e.text ?? null, e.ts, e.clientId ?? null, e.session);
+      data.push(
+        e.type,
+        e.room,
+        e.nick,
+        e.text ?? null,
+        e.ts,
+        e.clientId ?? null,
+        e.session,
+        e.ref ?? null,
+        e.by ?? null,
+        e.reason ?? null,
+      );
     }
+    for (const [room, [a, b]] of Object.entries(change.pairs ?? {})) data.push(OP_PAIR, room, a, b);
+    for (const edit of change.edits ?? []) {
+      data.push(OP_EDIT, edit.room, edit.id, edit.author, edit.text);
+    }
+    for (const erase of change.erase ?? []) data.push(OP_ERASE, erase.room, erase.id, erase.author);
+    for (const room of change.deleteRooms ?? []) data.push(OP_DELETE_ROOM, room);
+    for (const id of change.deleteSessions ?? []) data.push(OP_DELETE, id);
+    for (const ban of change.putBans ?? []) {
+      data.push(
+        OP_PUT_BAN,
+        ban.id,
+        ban.nick ?? null,
+        ban.address ?? null,
+        ban.until,
+        ban.reason ?? null,
+        ban.by,
+        ban.createdAt,
+      );
+    }
+    for (const id of change.deleteBans ?? []) data.push(OP_DELETE_BAN, id);
     return new Promise((resolve, reject) => this.#enqueue({ resolve, reject, events: stored }));
   }
 
+  /** `commit({events})`. */
+  append(events: NewEvent[]): Promise<StoredEvent[]> {
+    return this.commit({ events });
+  }
+
   /** Queues a session upsert (memberships replaced) for the next group commit. */
-  putSession(session: StoredSession): Promise<void> {
-    if (this.#closed) return closedError("putSession");
-    if (this.#failure) return Promise.reject(this.#failure);
-    const rooms = Object.entries(session.rooms);
-    const data = this.#data;
-    data.push(OP_PUT, session.id, session.token, session.nick, session.createdAt, rooms.length);
-    for (const [room, joinId] of rooms) data.push(room, joinId);
-    return new Promise((resolve, reject) => this.#enqueue({ resolve, reject, events: undefined }));
+  async putSession(session: StoredSession): Promise<void> {
+    await this.commit({ putSessions: [session] });
   }
 
   /** Queues a session delete for the next group commit; a missing one is no error. */
-  deleteSession(id: string): Promise<void> {
-    if (this.#closed) return closedError("deleteSession");
-    if (this.#failure) return Promise.reject(this.#failure);
-    this.#data.push(OP_DELETE, id);
-    return new Promise((resolve, reject) => this.#enqueue({ resolve, reject, events: undefined }));
+  async deleteSession(id: string): Promise<void> {
+    await this.commit({ deleteSessions: [id] });
+  }
+
+  /**
+   * The database file as it was at open, or why not: deleted (writes would go to a file nobody
+   * can reopen) or replaced. Once it reports a problem, every write fails with it.
+   */
+  async check(): Promise<string | null> {
+    if (this.#failure) return this.#failure.message;
+    if (this.#identity === null || this.#closed) return null;
+    let problem: string | null = null;
+    try {
+      const stat = await Deno.stat(this.#path);
+      if (stat.dev !== this.#identity.dev || stat.ino !== this.#identity.ino) {
+        problem = `the database file ${this.#path} was replaced while the server ran`;
+      }
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) return null;
+      problem = `the database file ${this.#path} was deleted while the server ran`;
+    }
+    if (problem !== null) {
+      this.#fail(
+        new StorageError(`Cannot use database ${this.#path}: ${problem}; restart to recover`),
+      );
+    }
+    return problem;
   }
 
   /**
    * Commits what is queued, closes the file (releasing its lock) and ends the worker, so it keeps
-   * nothing alive; idempotent (later calls wait for the first).
+   * nothing alive; idempotent (later calls wait for the first). With `deadlineMs`, a worker that
+   * does not answer in time (a stalled disk) is terminated anyway, and the number of writes it
+   * never confirmed is the answer.
    */
-  close(): Promise<void> {
-    if (this.#closing) return this.#closing.catch(() => {});
-    this.#closed = true;
-    this.#closing = (async () => {
-      try {
-        if (!this.#failure) await this.#call({ t: "close" });
-      } finally {
-        this.#worker.terminate();
-      }
-    })();
-    return this.#closing;
+  close(deadlineMs?: number): Promise<number> {
+    if (!this.#closing) {
+      this.#closed = true;
+      this.#closing = (async () => {
+        try {
+          if (!this.#failure) await this.#call({ t: "close" });
+        } finally {
+          this.#worker.terminate();
+        }
+      })();
+    }
+    const closing = this.#closing.then(() => 0, () => 0);
+    if (deadlineMs === undefined) return closing;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<number>((resolve) => {
+      timer = setTimeout(() => {
+        const unconfirmed = this.#unconfirmed();
+        this.#fail(
+          new StorageError(`Cannot use database ${this.#path}: closed before it answered`),
+        );
+        resolve(unconfirmed);
+      }, Math.max(0, deadlineMs));
+    });
+    return Promise.race([closing, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Writes queued or sent and not yet confirmed by the worker. */
+  #unconfirmed(): number {
+    let n = this.#ops.length;
+    for (const p of this.#pending) if (p.kind === "batch") n += p.ops.length;
+    return n;
   }
 
   /** Test hook: the database size in pages. */
@@ -295,13 +390,8 @@ export class SqliteEventLog implements EventLog {
     this.#stats.appended += appended;
     let id = firstId;
     for (const op of ops) {
-      const events = op.events;
-      if (events === undefined) {
-        (op.resolve as () => void)();
-        continue;
-      }
-      for (const event of events) event.id = id++;
-      (op.resolve as (events: StoredEvent[]) => void)(events);
+      for (const event of op.events) event.id = id++;
+      op.resolve(op.events);
     }
   }
 
@@ -328,8 +418,6 @@ export class SqliteEventLog implements EventLog {
   }
 }
 
-const EVENT_TYPES: ReadonlySet<string> = new Set<EventType>(["message", "join", "leave"]);
-
 /** What is wrong with an event, if anything: one bad value must not fail the batch it joins. */
 function checkEvent(e: NewEvent): string | undefined {
   if (!EVENT_TYPES.has(e.type)) return `unknown event type ${JSON.stringify(e.type)}`;
@@ -341,7 +429,24 @@ function checkEvent(e: NewEvent): string | undefined {
   if (e.clientId !== undefined && typeof e.clientId !== "string") {
     return "clientId must be a string";
   }
+  if (e.ref !== undefined && !Number.isSafeInteger(e.ref)) return "ref must be an integer";
   return undefined;
+}
+
+/** Appends `OP_PUT` for a session to a batch. */
+function putSession(data: BatchData, session: StoredSession): void {
+  const rooms = Object.entries(session.rooms);
+  data.push(
+    OP_PUT,
+    session.id,
+    session.token,
+    session.nick,
+    session.createdAt,
+    session.address,
+    session.moderator ? 1 : 0,
+    rooms.length,
+  );
+  for (const [room, m] of rooms) data.push(room, m.joinId, m.leftId ?? null);
 }
 
 function checkHistory(n: number): void {

@@ -12,12 +12,28 @@ export type SqliteSynchronous = "full" | "normal";
 export const OP_APPEND = 1;
 export const OP_PUT = 2;
 export const OP_DELETE = 3;
+export const OP_PAIR = 4;
+export const OP_EDIT = 5;
+export const OP_ERASE = 6;
+export const OP_DELETE_ROOM = 7;
+export const OP_PUT_BAN = 8;
+export const OP_DELETE_BAN = 9;
+
+/** Values per event after `OP_APPEND, n`. */
+export const EVENT_FIELDS = 10;
 
 /**
  * A group commit as one flat array of primitives, ops in call order:
- * - `OP_APPEND, n`, then per event `type, room, nick, text|null, ts, clientId|null, session`;
- * - `OP_PUT, id, token, nick, createdAt, m`, then per membership `room, joinId`;
- * - `OP_DELETE, id`.
+ * - `OP_APPEND, n`, then per event `type, room, nick, text|null, ts, clientId|null, session,
+ *   ref|null, by|null, reason|null` (`EVENT_FIELDS` values);
+ * - `OP_PUT, id, token, nick, createdAt, address, moderator (0|1), m`, then per membership
+ *   `room, joinId, leftId|null`;
+ * - `OP_DELETE, id` (a session);
+ * - `OP_PAIR, room, sessionA, sessionB` (a private room its events just created);
+ * - `OP_EDIT, room, id, author, text` and `OP_ERASE, room, id, author` (a message);
+ * - `OP_DELETE_ROOM, room`;
+ * - `OP_PUT_BAN, id, nick|null, address|null, until, reason|null, by, createdAt`;
+ * - `OP_DELETE_BAN, id`.
  *
  * One array, not an object per event: cloning it is one pass over primitives, and the main thread
  * builds it with `push` as calls arrive.

@@ -1,45 +1,62 @@
-/** ChatStore on a MemoryEventLog, without HTTP: races, restarts, failures and shared answers. */
+/** ChatStore on the memory backend, without HTTP: races, restarts, failures and shared answers. */
 import assert from "node:assert/strict";
 import { HttpError } from "../../lib/http/errors.ts";
 import { ChatStore, type ChatStoreOptions, type PollAnswer } from "../../lib/chat/chat_store.ts";
-import type { Session } from "../../lib/chat/session.ts";
 import {
+  type Change,
   type ChatEvent,
-  type NewEvent,
+  type EventLog,
   StorageError,
   type StoredEvent,
-  type StoredSession,
 } from "../../lib/storage/event_log.ts";
+import { LocalState } from "../../lib/storage/local_state.ts";
 import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
+import type { SessionInfo } from "../../lib/storage/shared_state.ts";
 import { FakeClock } from "../_server.ts";
 
 const OFF = { tokens: 0, periodMs: 1000 };
 
-function options(overrides: Partial<ChatStoreOptions> = {}): ChatStoreOptions {
+interface StoreOptions extends ChatStoreOptions {
+  history: number;
+}
+
+function options(overrides: Partial<StoreOptions> = {}): StoreOptions {
   return {
     history: 100,
     maxMessage: 2000,
     presenceGrace: 60,
     sessionRate: OFF,
     sendRate: OFF,
+    editWindow: 15,
+    adminSecret: null,
+    storeTimeout: 5,
     now: new FakeClock().now,
     ...overrides,
   };
 }
 
 async function openStore(
-  overrides: Partial<ChatStoreOptions> = {},
-  log = new MemoryEventLog({ history: overrides.history ?? 100 }),
+  overrides: Partial<StoreOptions> = {},
+  log: EventLog = new MemoryEventLog({ history: overrides.history ?? 100 }),
 ): Promise<ChatStore> {
-  return await ChatStore.open(log, options(overrides));
+  const all = options(overrides);
+  const state = await LocalState.open(log, { history: all.history, now: all.now! });
+  return new ChatStore(state, all);
 }
 
-async function session(store: ChatStore, nick: string): Promise<Session> {
-  return (await store.createSession(nick, "127.0.0.1")).session;
+async function session(store: ChatStore, nick: string): Promise<SessionInfo> {
+  return (await store.createSession({ nick }, "127.0.0.1")).session;
+}
+
+/** The session of a token, answered without a promise (the memory backend). */
+function auth(store: ChatStore, token: string): SessionInfo | null {
+  const found = store.authenticate(token);
+  assert.ok(!(found instanceof Promise));
+  return found;
 }
 
 /** A poll that must answer at once. */
-function pollNow(store: ChatStore, s: Session, cursor: string | null): PollAnswer {
+function pollNow(store: ChatStore, s: SessionInfo, cursor: string | null): PollAnswer {
   const answer = store.poll(s, cursor, 0, new AbortController().signal);
   assert.ok(!(answer instanceof Promise), "a poll with wait 0 answered later");
   return answer;
@@ -62,6 +79,10 @@ async function rejectsWith(promise: Promise<unknown>, status: number, code: stri
     assert.equal(error.code, code);
     return true;
   });
+}
+
+async function sessionCount(store: ChatStore): Promise<number> {
+  return (await store.gauges()).sessions;
 }
 
 Deno.test("concurrent leaves of one room store one leave event", async () => {
@@ -95,20 +116,21 @@ Deno.test("a send racing a leave is refused, so no message follows the leave eve
 });
 
 Deno.test("a session ending while it joins a room leaves that room too", async () => {
-  const store = await openStore();
+  const log = new MemoryEventLog({ history: 100 });
+  const store = await openStore({}, log);
   const alice = await session(store, "alice");
   const bob = await session(store, "bob");
   await store.join(alice, "lobby");
   await store.join(bob, "dev");
   const cursor = body(pollNow(store, bob, null)).cursor;
   await Promise.all([store.join(alice, "dev"), store.deleteSession(alice)]);
-  assert.deepEqual(store.listRooms(), [{ name: "dev", members: 1 }, { name: "lobby", members: 0 }]);
+  assert.deepEqual(store.rooms(), [{ name: "dev", members: 1 }, { name: "lobby", members: 0 }]);
   assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), [
     "join dev alice",
     "leave dev alice",
   ]);
   // Nothing of alice survives in the log either.
-  const snapshot = await store.log.load();
+  const snapshot = await log.load();
   assert.deepEqual(snapshot.sessions.map((s) => s.nick), ["bob"]);
 });
 
@@ -121,7 +143,11 @@ Deno.test("a join waits for a leave of the same room that is still committing", 
   const cursor = body(pollNow(store, bob, null)).cursor;
   const [, view] = await Promise.all([store.leave(alice, "lobby"), store.join(alice, "lobby")]);
   assert.deepEqual(view.members, ["alice", "bob"]);
-  assert.ok(alice.rooms.has("lobby"), "alice answered 200 to her join but is not in the room");
+  assert.equal(
+    alice.rooms.get("lobby")?.leftId,
+    undefined,
+    "alice answered 200 to her join but is not in the room",
+  );
   assert.deepEqual(summary(body(pollNow(store, bob, cursor)).events), [
     "leave lobby alice",
     "join lobby alice",
@@ -145,7 +171,7 @@ Deno.test("concurrent sessions with one nick: exactly one gets it", async () => 
   for (const r of results) {
     if (r.status === "rejected") assert.equal((r.reason as HttpError).code, "nick_taken");
   }
-  assert.equal(store.gauges.sessions, 1);
+  assert.equal(await sessionCount(store), 1);
 });
 
 Deno.test("a store reopened on the same log restores sessions, rooms, nicks and client ids", async () => {
@@ -159,11 +185,11 @@ Deno.test("a store reopened on the same log restores sessions, rooms, nicks and 
   const cursor = body(pollNow(first, bob, null)).cursor;
 
   const second = await openStore({}, log);
-  const alice2 = second.authenticate(alice.token);
-  const bob2 = second.authenticate(bob.token);
+  const alice2 = auth(second, alice.token);
+  const bob2 = auth(second, bob.token);
   assert.ok(alice2 && bob2, "tokens survive a restart");
-  assert.deepEqual(second.listRooms(), [{ name: "lobby", members: 2 }]);
-  await rejectsWith(second.createSession("ALICE", "127.0.0.1"), 409, "nick_taken");
+  assert.deepEqual(second.rooms(), [{ name: "lobby", members: 2 }]);
+  await rejectsWith(second.createSession({ nick: "ALICE" }, "127.0.0.1"), 409, "nick_taken");
   const repeat = await second.send(alice2, "lobby", "before the restart", "c-1");
   assert.equal(repeat.created, false);
   assert.deepEqual(repeat.event, sent.event);
@@ -189,7 +215,7 @@ Deno.test("a log holding more than --history reports the events cut at load as a
   for (let i = 1; i <= 8; i++) await first.send(alice, "lobby", `m${i}`, undefined);
 
   const second = await openStore({ history: 5 }, log);
-  const alice2 = second.authenticate(alice.token)!;
+  const alice2 = auth(second, alice.token)!;
   const answer = body(pollNow(second, alice2, "1"));
   assert.equal(answer.gap, true);
   assert.deepEqual(answer.events.map((e) => e.text), ["m4", "m5", "m6", "m7", "m8"]);
@@ -200,11 +226,8 @@ Deno.test("a log holding more than --history reports the events cut at load as a
 /** A memory log whose writes fail while `failing` is set, as a full disk or lost connection would. */
 class FlakyLog extends MemoryEventLog {
   failing = false;
-  override append(events: NewEvent[]): Promise<StoredEvent[]> {
-    return this.failing ? Promise.reject(new StorageError("disk full")) : super.append(events);
-  }
-  override putSession(stored: StoredSession): Promise<void> {
-    return this.failing ? Promise.reject(new StorageError("disk full")) : super.putSession(stored);
+  override commit(change: Change): Promise<StoredEvent[]> {
+    return this.failing ? Promise.reject(new StorageError("disk full")) : super.commit(change);
   }
 }
 
@@ -215,11 +238,11 @@ Deno.test("a failing log answers 503 store_unavailable and changes nothing", asy
   await store.join(alice, "lobby");
   const cursor = body(pollNow(store, alice, null)).cursor;
   log.failing = true;
-  await rejectsWith(store.createSession("bob", "127.0.0.1"), 503, "store_unavailable");
+  await rejectsWith(store.createSession({ nick: "bob" }, "127.0.0.1"), 503, "store_unavailable");
   await rejectsWith(store.send(alice, "lobby", "lost?", "c-1"), 503, "store_unavailable");
   await rejectsWith(store.join(alice, "dev"), 503, "store_unavailable");
-  assert.equal(store.gauges.sessions, 1);
-  assert.deepEqual(store.listRooms(), [{ name: "lobby", members: 1 }]);
+  assert.equal(await sessionCount(store), 1);
+  assert.deepEqual(store.rooms(), [{ name: "lobby", members: 1 }]);
   assert.deepEqual(body(pollNow(store, alice, cursor)).events, []);
 
   log.failing = false;
@@ -238,16 +261,14 @@ Deno.test("an aborted poll is forgotten at once and answers no events", async ()
   const abort = new AbortController();
   const waiting = store.poll(alice, null, 30, abort.signal);
   assert.ok(waiting instanceof Promise);
-  assert.equal(store.gauges.waitingPolls, 1);
-  assert.equal(alice.openPolls, 1);
+  assert.equal((await store.gauges()).waitingPolls, 1);
   abort.abort();
-  assert.equal(store.gauges.waitingPolls, 0);
-  assert.equal(alice.openPolls, 0);
+  assert.equal((await store.gauges()).waitingPolls, 0);
   assert.deepEqual(body(await waiting).events, []);
   // A poll whose signal is already aborted does not wait at all.
   const late = store.poll(alice, null, 30, AbortSignal.abort());
   assert.ok(!(late instanceof Promise));
-  assert.equal(store.gauges.waitingPolls, 0);
+  assert.equal((await store.gauges()).waitingPolls, 0);
 });
 
 Deno.test("waiting polls with the same rooms and cursor share one encoded answer", async () => {
@@ -291,12 +312,12 @@ Deno.test("sweep expires sessions absent for the grace, not those with an open p
   const abort = new AbortController();
   const waiting = store.poll(polling, null, 30, abort.signal);
   clock.advance(9_000);
-  assert.ok(store.authenticate(busy.token));
+  assert.ok(auth(store, busy.token));
   clock.advance(1_000);
   await store.sweep();
-  assert.equal(store.authenticate(idle.token), null);
-  assert.ok(store.authenticate(polling.token));
-  assert.ok(store.authenticate(busy.token));
+  assert.equal(auth(store, idle.token), null);
+  assert.ok(auth(store, polling.token));
+  assert.ok(auth(store, busy.token));
   abort.abort();
   await waiting;
 });

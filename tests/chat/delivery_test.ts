@@ -113,3 +113,25 @@ Deno.test("a poller far behind gets its events in answers of at most 500, in ord
     const ids = [...first.body.events, ...second.body.events].map((e: Event) => e.id);
     assert.deepEqual(ids, sent);
   }));
+
+Deno.test("a session that left still gets what came before its leave when it polls from an earlier cursor", () =>
+  withServer({}, async (_app, client) => {
+    const { alice, bob, cursor } = await client.aliceAndBob(["lobby"]);
+    assert.equal((await client.send(alice.token, "lobby", "one")).status, 201);
+    assert.equal((await client.send(alice.token, "lobby", "two")).status, 201);
+    assert.equal(
+      (await client.call("POST", "/api/rooms/lobby/leave", { token: bob.token })).status,
+      204,
+    );
+    assert.equal((await client.send(alice.token, "lobby", "after bob left")).status, 201);
+    // Bob polls only now, from before the messages: they and his own leave, nothing after it.
+    const answer = await client.poll(bob.token, cursor, 0);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(
+      (answer.body.events as Event[]).map((e) => `${e.type}:${e.nick}:${e.text ?? ""}`),
+      ["message:alice:one", "message:alice:two", "leave:bob:"],
+    );
+    // From the returned cursor on there is nothing more for him.
+    const next = await client.poll(bob.token, answer.body.cursor, 0);
+    assert.deepEqual(next.body.events, []);
+  }));

@@ -214,15 +214,21 @@ serverTest("a poll covers a room joined while it waits", async (_app, client) =>
   assert.deepEqual((await next).body.events, [sent.body.event]);
 });
 
-serverTest("ending a session answers its open poll at once", async (_app, client) => {
-  const { alice, cursor } = await client.aliceAndBob();
-  const poll = client.poll(alice.token, cursor, 30);
-  await client.untilMetric("parley_waiting_polls", 1);
-  const started = performance.now();
-  assert.equal((await client.call("DELETE", "/api/session", { token: alice.token })).status, 204);
-  const answer = await poll;
-  assert.ok(performance.now() - started < 1000);
-  assert.equal(answer.status, 200);
-  assert.deepEqual(answer.body.events, []);
-  assert.equal((await client.poll(alice.token, answer.body.cursor, 0)).status, 401);
-});
+serverTest(
+  "ending a session answers its open poll at once, with its own leave",
+  async (_app, client) => {
+    const { alice, cursor } = await client.aliceAndBob();
+    const poll = client.poll(alice.token, cursor, 30);
+    await client.untilMetric("parley_waiting_polls", 1);
+    const started = performance.now();
+    assert.equal((await client.call("DELETE", "/api/session", { token: alice.token })).status, 204);
+    const answer = await poll;
+    assert.ok(performance.now() - started < 1000);
+    assert.equal(answer.status, 200);
+    assert.deepEqual(
+      answer.body.events.map((e: { type: string; nick: string }) => `${e.type}:${e.nick}`),
+      ["leave:alice"],
+    );
+    assert.equal((await client.poll(alice.token, answer.body.cursor, 0)).status, 401);
+  },
+);

@@ -1,9 +1,13 @@
 import assert from "node:assert/strict";
 import {
   type EventLog,
+  LEFT_KEPT,
+  type Membership,
   type NewEvent,
+  SENDS_KEPT,
   type Snapshot,
   StorageError,
+  type StoredBan,
   type StoredEvent,
   type StoredSession,
 } from "../../lib/storage/event_log.ts";
@@ -49,7 +53,7 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
   }
 
   test("a new log loads empty", 10, async ({ log }) => {
-    assert.deepEqual(await log.load(), { lastId: 0, rooms: [], sessions: [] });
+    assert.deepEqual(await log.load(), { lastId: 0, rooms: [], sessions: [], sends: {}, bans: [] });
   });
 
   test("ids are consecutive and increase across calls", 10, async ({ log }) => {
@@ -153,7 +157,7 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
     await t.log.load();
     const s = session("s1", { lobby: 1 });
     await t.log.putSession(s);
-    s.rooms.dev = 2;
+    s.rooms.dev = { joinId: 2 };
     s.nick = "changed";
     assert.deepEqual((await (await t.reopen()).load()).sessions, [session("s1", { lobby: 1 })]);
   });
@@ -186,6 +190,8 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
         { name: "lobby", events: [], droppedThrough: 2 },
       ],
       sessions: [],
+      sends: {},
+      bans: [],
     };
     assert.deepEqual(sortRooms(await t.log.load()), expected);
     const reopened = await t.reopen();
@@ -214,7 +220,7 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
       [SESSION]: { lobby: lobby!.id, dev: dev!.id },
       s2: { lobby: 100 },
     });
-    // A message changes nothing; a leave removes just its room; a join again records its new id.
+    // A message changes nothing; a leave marks just its room left; a join again records its new id.
     await t.log.append([message("dev", "hi"), leave("lobby")]);
     const [again] = await t.log.append([join("lobby")]);
     // Not awaited one by one: they may share a transaction and must still apply in call order.
@@ -223,8 +229,8 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
       t.log.append([leave("ops"), leave("lobby", "s2"), leave("nowhere")]),
     ]);
     const expected = {
-      [SESSION]: { dev: dev!.id, lobby: again!.id },
-      s2: { ops: again!.id + 2 },
+      [SESSION]: { dev: dev!.id, lobby: again!.id, ops: `${again!.id + 1}-${again!.id + 3}` },
+      s2: { lobby: `100-${again!.id + 4}`, ops: again!.id + 2 },
     };
     assert.deepEqual(roomsOf(await t.log.load()), expected);
     assert.deepEqual(roomsOf(await (await t.reopen()).load()), expected);
@@ -264,6 +270,183 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
       assert.deepEqual(roomsOf(await t.log.load()), { s1: { lobby: 3 }, s2: {} });
     },
   );
+
+  test(
+    "a session remembers its last sends with a client id, whatever retention keeps",
+    2,
+    async (t) => {
+      await t.log.load();
+      await t.log.putSession(session(SESSION, {}));
+      const first = await t.log.append([message("a", "one", { clientId: "c-1" })]);
+      await t.log.append([message("a", "two"), message("b", "three", { clientId: "c-3" })]);
+      await t.log.append([message("a", "four"), message("a", "five")]);
+      // A message of an unknown session is not remembered.
+      await t.log.append([{ ...message("a", "ghost", { clientId: "g" }), session: "ghost" }]);
+      const check = (snapshot: Snapshot) => {
+        assert.deepEqual(
+          snapshot.sends[SESSION]?.map((s) => [s.clientId, s.event.text, s.event.room]),
+          [["c-1", "one", "a"], ["c-3", "three", "b"]],
+        );
+        assert.deepEqual(snapshot.sends[SESSION]?.[0]?.event, first[0]);
+        assert.equal(snapshot.sends.ghost, undefined);
+        assert.ok(!roomsByName(snapshot).get("a")!.events.some((e) => e.text === "one"), "dropped");
+      };
+      check(await t.log.load());
+      check(await (await t.reopen()).load());
+      await t.log.deleteSession(SESSION);
+      assert.deepEqual((await t.log.load()).sends, {}, "deleted with the session");
+    },
+  );
+
+  test(`a session remembers at most ${SENDS_KEPT} sends, the newest`, 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session(SESSION, {}));
+    const calls = [];
+    for (let i = 0; i < SENDS_KEPT + 5; i++) {
+      calls.push(t.log.append([message(`r${i % 3}`, `m${i}`, { clientId: `c-${i}` })]));
+    }
+    await Promise.all(calls);
+    const sends = (await (await t.reopen()).load()).sends[SESSION]!;
+    assert.equal(sends.length, SENDS_KEPT);
+    assert.equal(sends[0]!.clientId, "c-5");
+    assert.equal(sends.at(-1)!.clientId, `c-${SENDS_KEPT + 4}`);
+  });
+
+  test(`a session forgets the oldest rooms it left beyond ${LEFT_KEPT}`, 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session(SESSION, {}));
+    for (let i = 0; i < LEFT_KEPT + 2; i++) await t.log.append([join(`r${i}`), leave(`r${i}`)]);
+    await t.log.append([join("stay")]);
+    const rooms = (await (await t.reopen()).load()).sessions[0]!.rooms;
+    assert.equal(Object.keys(rooms).length, LEFT_KEPT + 1);
+    assert.equal(rooms.r0, undefined);
+    assert.equal(rooms.r1, undefined);
+    assert.deepEqual(rooms.r2, { joinId: 5, leftId: 6 });
+    assert.equal(rooms.stay?.leftId, undefined);
+  });
+
+  test("edits replace a message's text; erasing removes it with its edits' text", 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session(SESSION, {}));
+    const [kept, gone] = await t.log.append([
+      message("lobby", "typo", { clientId: "c-1" }),
+      message("lobby", "secret", { clientId: "c-2" }),
+    ]);
+    const ref = (e: StoredEvent) => ({ room: "lobby", id: e.id, author: SESSION });
+    const edit = (e: StoredEvent, text: string): NewEvent => ({
+      type: "edit",
+      room: "lobby",
+      nick: "alice",
+      text,
+      ts: 1_700_000_000_005,
+      ref: e.id,
+      session: SESSION,
+    });
+    await t.log.commit({
+      events: [edit(kept!, "fixed")],
+      edits: [{ ...ref(kept!), text: "fixed" }],
+    });
+    await t.log.commit({
+      events: [edit(gone!, "more secret")],
+      edits: [{ ...ref(gone!), text: "more secret" }],
+    });
+    await t.log.commit({
+      events: [{
+        type: "delete",
+        room: "lobby",
+        nick: "alice",
+        ts: 1,
+        ref: gone!.id,
+        session: SESSION,
+      }],
+      erase: [ref(gone!)],
+    });
+    const check = (snapshot: Snapshot) => {
+      const events = roomsByName(snapshot).get("lobby")!.events;
+      assert.deepEqual(events[0], { ...kept!, text: "fixed", edited: true });
+      const { text: _, ...erased } = gone!;
+      assert.deepEqual(events[1], { ...erased, deleted: true });
+      assert.ok(!JSON.stringify(snapshot).includes("secret"), "no trace of the erased text");
+      assert.deepEqual(events.map((e) => e.type), ["message", "message", "edit", "edit", "delete"]);
+      assert.equal(events[2]!.text, "fixed");
+      const sends = snapshot.sends[SESSION]!;
+      assert.equal(sends[0]!.event.text, "fixed");
+      assert.equal(sends[0]!.event.edited, true);
+      assert.equal(sends[1]!.event.text, undefined);
+      assert.equal(sends[1]!.event.deleted, true);
+    };
+    check(await t.log.load());
+    check(await (await t.reopen()).load());
+  });
+
+  test("topics, private rooms and room deletes round-trip", 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session("a", {}));
+    await t.log.putSession(session("b", {}));
+    const topic = (text: string): NewEvent => ({
+      type: "topic",
+      room: "lobby",
+      nick: "mod",
+      text,
+      ts: 1,
+      session: "a",
+    });
+    await t.log.append([topic("first"), topic("second")]);
+    await t.log.commit({
+      events: [join("@0123456789abcdef", "a"), join("@0123456789abcdef", "b")],
+      pairs: { "@0123456789abcdef": ["a", "b"] },
+    });
+    await t.log.append([message("@0123456789abcdef", "psst", { clientId: "dm-1" })]);
+    let snapshot = await (await t.reopen()).load();
+    assert.equal(roomsByName(snapshot).get("lobby")?.topic, "second");
+    assert.deepEqual(roomsByName(snapshot).get("@0123456789abcdef")?.pair, ["a", "b"]);
+    assert.deepEqual(roomsOf(snapshot), {
+      a: { "@0123456789abcdef": 3 },
+      b: { "@0123456789abcdef": 4 },
+    });
+    await t.log.append([topic("")]);
+    await t.log.commit({ deleteRooms: ["@0123456789abcdef"] });
+    snapshot = await (await t.reopen()).load();
+    assert.equal(roomsByName(snapshot).get("lobby")?.topic, undefined, "an empty topic clears it");
+    assert.equal(roomsByName(snapshot).get("@0123456789abcdef"), undefined);
+    assert.deepEqual(roomsOf(snapshot), { a: {}, b: {} });
+    assert.ok(!JSON.stringify(snapshot).includes("psst"), "its history is gone, sends too");
+  });
+
+  test("bans are put and deleted", 10, async (t) => {
+    await t.log.load();
+    const ban = (id: string, extra: Partial<StoredBan>): StoredBan => ({
+      id,
+      until: 2_000_000_000_000,
+      by: "mod",
+      createdAt: 1_700_000_000_000,
+      ...extra,
+    });
+    await t.log.commit({ putBans: [ban("b1", { nick: "Spammer", reason: "spam" })] });
+    await t.log.commit({ putBans: [ban("b2", { address: "10.0.0.1" }), ban("b3", { nick: "x" })] });
+    await t.log.commit({ deleteBans: ["b3", "none"] });
+    const expected = [
+      ban("b1", { nick: "Spammer", reason: "spam" }),
+      ban("b2", { address: "10.0.0.1" }),
+    ];
+    const byId = (bans: StoredBan[]) => [...bans].sort((a, b) => a.id.localeCompare(b.id));
+    assert.deepEqual(byId((await t.log.load()).bans), expected);
+    assert.deepEqual(byId((await (await t.reopen()).load()).bans), expected);
+  });
+
+  test("one commit applies all its parts or, on a closed log, none", 10, async (t) => {
+    await t.log.load();
+    await t.log.putSession(session(SESSION, {}));
+    await t.log.append([join("lobby")]);
+    const [left] = await t.log.commit({ events: [leave("lobby")], deleteSessions: [SESSION] });
+    assert.equal(left!.id, 2);
+    const snapshot = await (await t.reopen()).load();
+    assert.deepEqual(snapshot.sessions, []);
+    assert.deepEqual(roomsByName(snapshot).get("lobby")?.events.map((e) => e.type), [
+      "join",
+      "leave",
+    ]);
+  });
 
   test("close settles writes still queued", 10, async ({ log }) => {
     await log.load();
@@ -313,8 +496,21 @@ function leave(room: string, by = SESSION): NewEvent {
   return { type: "leave", room, nick: "alice", ts: 1_700_000_000_002, session: by };
 }
 
-function session(id: string, rooms: Record<string, number>): StoredSession {
-  return { id, token: `token-${id}`, nick: `nick-${id}`, createdAt: 1_700_000_000_000, rooms };
+/** A session; rooms as join ids (member) or memberships. */
+function session(id: string, rooms: Record<string, number | Membership>): StoredSession {
+  const memberships: Record<string, Membership> = {};
+  for (const [room, m] of Object.entries(rooms)) {
+    memberships[room] = typeof m === "number" ? { joinId: m } : m;
+  }
+  return {
+    id,
+    token: `token-${id}`,
+    nick: `nick-${id}`,
+    createdAt: 1_700_000_000_000,
+    address: "127.0.0.1",
+    moderator: false,
+    rooms: memberships,
+  };
 }
 
 function roomsByName(snapshot: Snapshot) {
@@ -325,9 +521,18 @@ function sortRooms(snapshot: Snapshot): Snapshot {
   return { ...snapshot, rooms: [...snapshot.rooms].sort((a, b) => a.name.localeCompare(b.name)) };
 }
 
-/** Each session's rooms, by session id. */
-function roomsOf(snapshot: Snapshot): Record<string, Record<string, number>> {
-  return Object.fromEntries(snapshot.sessions.map((s) => [s.id, s.rooms]));
+/** Each session's rooms, by session id: the join id, or `joinId-leftId` once left. */
+function roomsOf(snapshot: Snapshot): Record<string, Record<string, number | string>> {
+  return Object.fromEntries(
+    snapshot.sessions.map((s) => [
+      s.id,
+      Object.fromEntries(
+        Object.entries(s.rooms).map((
+          [room, m],
+        ) => [room, m.leftId === undefined ? m.joinId : `${m.joinId}-${m.leftId}`]),
+      ),
+    ]),
+  );
 }
 
 function sortSessions(sessions: StoredSession[]): StoredSession[] {

@@ -212,6 +212,97 @@ Deno.test("--history 5 is kept in the database; an old cursor reports a gap afte
   });
 });
 
+Deno.test("the last 1,000 client ids of a session survive a restart whatever their rooms", async () => {
+  await withTempDir(async (dir) => {
+    const store = `sqlite:${dir}/parley.db`;
+    let alice = { token: "", cursor: "" };
+    const first = new Map<string, number>();
+    await run(store, [], async (client) => {
+      alice = await client.session("alice");
+      await client.join(alice.token, "a");
+      await client.join(alice.token, "b");
+      // 600 in room b (ids b-…), then 600 in room a: the last 1,000 sends are b-200…b-599, a-*.
+      for (const [room, n] of [["b", 600], ["a", 600]] as const) {
+        for (let i = 0; i < n; i++) {
+          const sent = await client.send(alice.token, room, `${room}${i}`, `${room}-${i}`);
+          assert.equal(sent.status, 201);
+          first.set(`${room}-${i}`, sent.body.event.id);
+        }
+      }
+      const retry = await client.send(alice.token, "a", "a0", "a-0");
+      assert.equal(retry.status, 200, "deduplicated before the restart");
+    });
+    await run(store, [], async (client) => {
+      for (const id of ["a-0", "a-599", "b-200", "b-599"]) {
+        const room = id[0]!;
+        const retry = await client.send(alice.token, room, id.replace("-", ""), id);
+        assert.equal(retry.status, 200, `${id} is still remembered after the restart`);
+        assert.equal(retry.body.event.id, first.get(id));
+      }
+      const forgotten = await client.send(alice.token, "b", "b0", "b-0");
+      assert.equal(forgotten.status, 201, "b-0 is beyond the last 1,000 sends");
+    });
+  });
+});
+
+Deno.test("client ids survive a restart even when retention dropped their events", async () => {
+  await withTempDir(async (dir) => {
+    const store = `sqlite:${dir}/parley.db`;
+    let alice = { token: "", cursor: "" };
+    let original = 0;
+    await run(store, ["--history", "5"], async (client) => {
+      alice = await client.session("alice");
+      await client.join(alice.token, "r");
+      const sent = await client.send(alice.token, "r", "keep me once", "cid-1");
+      original = sent.body.event.id;
+      for (let i = 0; i < 10; i++) await client.send(alice.token, "r", `filler ${i}`);
+      const retry = await client.send(alice.token, "r", "keep me once", "cid-1");
+      assert.equal(retry.status, 200);
+      assert.equal(retry.body.event.id, original);
+    });
+    await run(store, ["--history", "5"], async (client) => {
+      const retry = await client.send(alice.token, "r", "keep me once", "cid-1");
+      assert.equal(retry.status, 200, "the retry is deduplicated after the restart too");
+      assert.equal(retry.body.event.id, original);
+      assert.equal(retry.body.event.text, "keep me once");
+    });
+  });
+});
+
+Deno.test("two stored sessions whose nicks are one nick by case folding: the later one is ended, with a warning", async () => {
+  await withTempDir(async (dir) => {
+    const path = `${dir}/parley.db`;
+    const store = `sqlite:${path}`;
+    let first = { token: "", cursor: "" };
+    let second = { token: "", cursor: "" };
+    await run(store, [], async (client) => {
+      first = await client.session("ΟΔΟΣ");
+      second = await client.session("carol");
+      await client.join(first.token, "lobby");
+      await client.join(second.token, "lobby");
+    });
+    // A file from before full case folding: rename carol to a spelling that folds onto ΟΔΟΣ.
+    const db = new DatabaseSync(path);
+    db.prepare("UPDATE sessions SET nick = 'οδοσ' WHERE nick = 'carol'").run();
+    db.close();
+    const server = await ServerProcess.start(store, []);
+    try {
+      const client = new ApiClient(await server.url());
+      const kept = await client.poll(first.token, null, 0);
+      assert.equal(kept.status, 200, "the earlier session keeps its nick");
+      const ended = await client.poll(second.token, null, 0);
+      assert.equal(ended.status, 401, "the later one is ended");
+      const taken = await client.call("POST", "/api/session", { body: { nick: "Οδοσ" } });
+      assert.equal(taken.status, 409, "the nick index holds the kept session");
+      const { status, stderr } = await server.stop("SIGTERM");
+      assert.equal(status.code, 0);
+      assert.match(stderr, /WARN .*nick/i, stderr);
+    } finally {
+      await server.stop("SIGKILL");
+    }
+  });
+});
+
 Deno.test("a database that is not one, is damaged or cannot be opened: one clear line, exit non-zero", async () => {
   await withTempDir(async (dir) => {
     // Not a database at all.

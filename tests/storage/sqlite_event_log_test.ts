@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { type NewEvent, StorageError } from "../../lib/storage/event_log.ts";
+import { MIGRATIONS } from "../../lib/storage/sqlite_db.ts";
 import { SCHEMA_VERSION, SqliteEventLog } from "../../lib/storage/sqlite_event_log.ts";
 import { runEventLogContract } from "./event_log_contract.ts";
 
@@ -67,7 +68,15 @@ Deno.test("sqlite log applies migrations to a fresh file and not again on reopen
     const db = new DatabaseSync(path);
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
       .all().map((r) => r.name);
-    assert.deepEqual(tables, ["events", "memberships", "meta", "rooms", "sessions"]);
+    assert.deepEqual(tables, [
+      "bans",
+      "events",
+      "memberships",
+      "meta",
+      "rooms",
+      "sends",
+      "sessions",
+    ]);
     assert.equal(db.prepare("PRAGMA journal_mode").get()?.journal_mode, "wal");
     db.close();
     // A second open must find the schema current: re-running CREATE TABLE would throw.
@@ -76,6 +85,52 @@ Deno.test("sqlite log applies migrations to a fresh file and not again on reopen
     assert.equal(snapshot.lastId, 1);
     assert.equal(snapshot.rooms[0]?.events[0]?.text, "kept");
     await again.close();
+    assert.equal(userVersion(path), SCHEMA_VERSION);
+  });
+});
+
+Deno.test("sqlite log migrates a version 1 file: sessions, memberships and client ids carry over", async () => {
+  await withPath(async (path) => {
+    // A file as version 1 wrote it: its schema and a session with a membership and a client id.
+    const db = new DatabaseSync(path);
+    db.exec(MIGRATIONS[0]!);
+    db.exec("PRAGMA user_version = 1");
+    db.exec(`INSERT INTO rooms (name) VALUES ('lobby');
+      INSERT INTO sessions VALUES ('s1', 'tok', 'Alice', 5);
+      INSERT INTO memberships VALUES ('s1', 'lobby', 1);
+      INSERT INTO events VALUES (1, 'lobby', 'join', 'Alice', NULL, 10, NULL, 's1');
+      INSERT INTO events VALUES (2, 'lobby', 'message', 'Alice', 'hi', 11, 'cid-1', 's1');
+      UPDATE meta SET value = 2 WHERE key = 'last_id';`);
+    db.close();
+    const log = await SqliteEventLog.open(path, { history: 10 });
+    try {
+      const snapshot = await log.load();
+      assert.deepEqual(snapshot.sessions, [{
+        id: "s1",
+        token: "tok",
+        nick: "Alice",
+        createdAt: 5,
+        address: "",
+        moderator: false,
+        rooms: { lobby: { joinId: 1 } },
+      }]);
+      assert.deepEqual(snapshot.sends.s1, [{
+        clientId: "cid-1",
+        event: {
+          id: 2,
+          type: "message",
+          room: "lobby",
+          nick: "Alice",
+          text: "hi",
+          ts: 11,
+          clientId: "cid-1",
+          session: "s1",
+        },
+      }]);
+      assert.equal(snapshot.lastId, 2);
+    } finally {
+      await log.close();
+    }
     assert.equal(userVersion(path), SCHEMA_VERSION);
   });
 });
@@ -246,7 +301,15 @@ Deno.test("sqlite log rejects a failed batch and keeps working after", async () 
     await log._setMaxPageCount(await log._pageCount());
     const batch = [
       log.append([message("lobby", "small")]),
-      log.putSession({ id: "s1", token: "t", nick: "bob", createdAt: 1, rooms: { lobby: 1 } }),
+      log.putSession({
+        id: "s1",
+        token: "t",
+        nick: "bob",
+        createdAt: 1,
+        address: "a",
+        moderator: false,
+        rooms: { lobby: { joinId: 1 } },
+      }),
       log.append([message("lobby", "x".repeat(64 * 1024))]),
       log.append([message("dev", "new room")]),
     ];
@@ -283,7 +346,17 @@ Deno.test("sqlite log commits concurrent appends in one transaction", async () =
     const log = await SqliteEventLog.open(path, { history: 100 });
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < 1000; i++) calls.push(log.append([message(`room-${i % 5}`, `${i}`)]));
-    calls.push(log.putSession({ id: "s", token: "t", nick: "n", createdAt: 1, rooms: {} }));
+    calls.push(
+      log.putSession({
+        id: "s",
+        token: "t",
+        nick: "n",
+        createdAt: 1,
+        address: "a",
+        moderator: false,
+        rooms: {},
+      }),
+    );
     await Promise.all(calls);
     assert.deepEqual(log.stats, { transactions: 1, appended: 1000 });
     for (let i = 0; i < 5; i++) await log.append([message("lobby", `${i}`)]);
@@ -303,7 +376,15 @@ Deno.test("sqlite log pipelines: calls made while a batch commits form the next 
       log.append([message("lobby", `${i}`)]).then((events) => (order.push(i), events))
     );
     rest.push(
-      log.putSession({ id: "s", token: "t", nick: "n", createdAt: 1, rooms: {} }).then(
+      log.putSession({
+        id: "s",
+        token: "t",
+        nick: "n",
+        createdAt: 1,
+        address: "a",
+        moderator: false,
+        rooms: {},
+      }).then(
         () => (order.push(4), []),
       ),
     );
