@@ -145,6 +145,8 @@ export class ChatStore {
   #stalled = 0;
   #json = new WeakMap<StoredEvent, string>();
   #draining = false;
+  /** Batches of events heard from the state, to notice those that arrive during a read. */
+  #heard = 0;
   /** Counters for /metrics. */
   readonly counters = { events: 0, delivered: 0 };
 
@@ -418,6 +420,9 @@ export class ChatStore {
     waitSeconds: number,
     signal: AbortSignal,
   ): MaybePromise<PollAnswer> {
+    // Events heard while a read is on its way (a remote backend) may be missing from it: the
+    // waiter then checks once more after it is registered, so no wake-up falls between the two.
+    const heard = this.#heard;
     return maybeThen(this.#call(() => this.#state.lastId()), (lastId) => {
       const cursor = cursorText === null ? lastId : parseCursor(cursorText, lastId);
       const ranges = rangesOf(session, cursor);
@@ -441,6 +446,7 @@ export class ChatStore {
           waiter.timer = setTimeout(waiter.onAbort, waitSeconds * 1000);
           signal.addEventListener("abort", waiter.onAbort, { once: true });
           this.#enter(waiter);
+          if (this.#heard !== heard) this.#check(waiter.group);
         });
       });
     });
@@ -622,6 +628,7 @@ export class ChatStore {
 
   /** Committed events: answers the groups reading their rooms, each with one encoded answer. */
   #onEvents(events: readonly StoredEvent[]): void {
+    this.#heard++;
     this.counters.events += events.length;
     const touched = new Set<Group>();
     let movers: Set<string> | null = null;

@@ -805,11 +805,15 @@ function matches(ban: StoredBan, key: string, address: string): boolean {
     (ban.address !== undefined && ban.address === address);
 }
 
-/** The name of the private room of two sessions: the same whichever of them opens it. */
+/**
+ * The name of the private room of two sessions: the same whichever of them opens it, and the same
+ * in every backend (`redis_state.lua` computes it as well): `@` and the first 16 hex digits of the
+ * SHA-1 of the two ids, sorted, joined by a newline.
+ */
 export async function privateRoomName(a: string, b: string): Promise<string> {
   const pair = a < b ? `${a}\n${b}` : `${b}\n${a}`;
   const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(pair)),
+    await crypto.subtle.digest("SHA-1", new TextEncoder().encode(pair)),
   );
   return "@" + Array.from(digest.subarray(0, 8), (x) => x.toString(16).padStart(2, "0")).join("");
 }
