@@ -1,6 +1,6 @@
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import { HttpError, STATUS } from "./errors.ts";
-import { type ParsedRequest, type ParserLimits, RequestParser } from "./parser.ts";
+import { type ParsedRequest, type ParserLimits, RequestParser, trimOws } from "./parser.ts";
 import { errorResponse, serializeResponse } from "./response.ts";
 import type { HttpRequest, HttpResponse } from "./types.ts";
 
@@ -271,9 +271,22 @@ class IncomingRequest implements HttpRequest {
     const target = parsed.target;
     let pathAndQuery = target;
     if (target.charCodeAt(0) !== 47 /* "/" */ && target !== "*") {
-      // absolute-form: keep only the path and query of the URL.
-      const slash = target.indexOf("/", target.indexOf("//") + 2);
-      pathAndQuery = slash < 0 ? "/" : target.slice(slash);
+      // absolute-form: keep only the path and query of the URL. The authority ends at the first
+      // "/", "?" or "#" (RFC 3986 §3.2): in `http://a?/x` the path is empty and "/x" is query.
+      pathAndQuery = "/";
+      for (let i = target.indexOf("//") + 2; i < target.length; i++) {
+        const c = target.charCodeAt(i);
+        if (c === 47) {
+          pathAndQuery = target.slice(i);
+          break;
+        }
+        if (c === 63 /* "?" */) {
+          pathAndQuery = `/${target.slice(i)}`;
+          break;
+        }
+        // The parser refuses "#" in a target; should one get here, nothing after it counts.
+        if (c === 35 /* "#" */) break;
+      }
     }
     const q = pathAndQuery.indexOf("?");
     this.method = parsed.method;
@@ -287,7 +300,7 @@ class IncomingRequest implements HttpRequest {
     if (trustProxy) {
       const forwarded = parsed.headers.get("x-forwarded-for");
       // The rightmost entry is the one our own proxy added: the address it saw.
-      const last = forwarded?.split(",").at(-1)?.trim();
+      const last = forwarded === undefined ? undefined : trimOws(forwarded.split(",").at(-1)!);
       if (last) remoteAddr = last;
     }
     this.remoteAddr = remoteAddr;

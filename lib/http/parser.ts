@@ -79,7 +79,8 @@ export type ParseErrorCode = (typeof PARSE_ERROR)[keyof typeof PARSE_ERROR];
 
 /**
  * Parses a `Content-Length` field value: 1*DIGIT, or a comma list of identical such values
- * (RFC 9110 §8.6). Returns null for anything else, including more than 15 digits.
+ * (RFC 9110 §8.6). Returns null for anything else, including more than 15 digits after
+ * leading zeros.
  */
 export function parseContentLength(value: string): number | null {
   const n = value.length;
@@ -88,6 +89,9 @@ export function parseContentLength(value: string): number | null {
   for (;;) {
     while (i < n && _isOws(value.charCodeAt(i))) i++;
     const start = i;
+    // Leading zeros are valid digits (1*DIGIT) that add nothing: only the rest count below.
+    while (i < n && value.charCodeAt(i) === 48) i++;
+    const significant = i;
     let v = 0;
     for (; i < n; i++) {
       const c = value.charCodeAt(i);
@@ -95,7 +99,7 @@ export function parseContentLength(value: string): number | null {
       v = v * 10 + (c - 48);
     }
     // 15 digits stay below Number.MAX_SAFE_INTEGER (16 digits), so `v` is exact.
-    if (i === start || i - start > 15) return null;
+    if (i === start || i - significant > 15) return null;
     while (i < n && _isOws(value.charCodeAt(i))) i++;
     if (result >= 0 && v !== result) return null;
     result = v;
@@ -103,6 +107,18 @@ export function parseContentLength(value: string): number | null {
     if (value.charCodeAt(i) !== 44) return null;
     i++;
   }
+}
+
+/**
+ * `value` without leading and trailing OWS: SP and HTAB, and nothing else (RFC 9110 §5.6.3).
+ * `String#trim` would also strip U+00A0 and other Unicode spaces, which are bytes of a value.
+ */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && _isOws(value.charCodeAt(start))) start++;
+  while (end > start && _isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 const CR = 13;
@@ -117,6 +133,7 @@ const DQUOTE = 34;
 const BACKSLASH = 92;
 const SLASH = 47;
 const STAR = 42;
+const HASH = 35;
 
 /** Longest chunk-size line (with extensions and CRLF) we accept. */
 const MAX_CHUNK_LINE = 4096;
@@ -388,6 +405,9 @@ export class RequestParser {
       for (; i < stop; i++) {
         const b = buf[i]!;
         if (b > SP && b < DEL) {
+          // A fragment is never part of a request-target (RFC 9112 §3.2): refused, so that no
+          // part of the server reads a path from behind it (issue 14).
+          if (b === HASH) return this.#badLine("request-target has a '#'");
           // Checked per byte so a huge target fails before its line ends.
           if (i >= tooLong) {
             return this.#fail(
@@ -599,6 +619,7 @@ export class RequestParser {
         ? KNOWN_NAMES[known]!
         : known === NAME_LOWER
         ? text.slice(spans[k]! - from, spans[k + 1]! - from)
+        // Names were checked to be tchar (ASCII) byte by byte, so this is ASCII lower-casing.
         : text.slice(spans[k]! - from, spans[k + 1]! - from).toLowerCase();
       const value = text.slice(spans[k + 2]! - from, spans[k + 3]! - from);
       const previous = headers.get(name);
@@ -728,6 +749,9 @@ export class RequestParser {
     if (le === ls || buf[le - 1] !== CR) return this.#badChunk("chunk-size line must end in CRLF");
     const ce = le - 1;
     let i = ls;
+    // Leading zeros are valid digits (1*HEXDIG) that add nothing: only the rest count below.
+    while (i < ce && buf[i] === 48) i++;
+    const significant = i;
     let size = 0;
     for (; i < ce; i++) {
       const d = HEX[buf[i]!]!;
@@ -735,7 +759,7 @@ export class RequestParser {
       size = size * 16 + d;
     }
     if (i === ls) return this.#badChunk("chunk size is not a hex number");
-    if (i - ls > MAX_CHUNK_DIGITS) return this.#badChunk("chunk size has too many digits");
+    if (i - significant > MAX_CHUNK_DIGITS) return this.#badChunk("chunk size has too many digits");
     if (i < ce) {
       this.#extBytes += ce - i;
       if (this.#extBytes > this.#maxHeader) return this.#badChunk("chunk extensions are too long");
@@ -1113,12 +1137,24 @@ function _transferCodingError(value: string): HttpError | null {
   if (value === "chunked") return null;
   const codings: string[] = [];
   for (const part of value.split(",")) {
-    const element = part.trim();
+    // Only OWS is trimmed: String#trim would also strip U+00A0 (a latin-1 byte here) and read
+    // "chunked\xa0" as chunked where a front end does not (issue 14).
+    const element = trimOws(part);
     // RFC 9110 §5.6.1: empty list elements are ignored.
     if (element === "") continue;
     const semicolon = element.indexOf(";");
-    const name = (semicolon < 0 ? element : element.slice(0, semicolon)).trimEnd().toLowerCase();
-    if (!_isToken(name) || (name === "chunked" && semicolon >= 0)) {
+    const raw = semicolon < 0 ? element : trimOws(element.slice(0, semicolon));
+    // Checked as a token (ASCII only) before lower-casing, so Unicode case mapping (e.g. of
+    // latin-1 letters) never takes part.
+    if (!_isToken(raw)) {
+      return _error(
+        STATUS.BadRequest,
+        PARSE_ERROR.InvalidTransferEncoding,
+        "Transfer-Encoding is malformed",
+      );
+    }
+    const name = raw.toLowerCase();
+    if (name === "chunked" && semicolon >= 0) {
       return _error(
         STATUS.BadRequest,
         PARSE_ERROR.InvalidTransferEncoding,

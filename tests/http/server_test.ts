@@ -7,6 +7,7 @@ import { HttpServer, type HttpServerOptions } from "../../lib/http/server.ts";
 import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
 import { until, within } from "../net/_pair.ts";
 import {
+  bytes,
   exchange,
   ManualClock,
   parseAll,
@@ -185,6 +186,22 @@ Deno.test("server gives the handler method, path, query, version and peer addres
   });
 });
 
+Deno.test("server takes the client address from the last X-Forwarded-For entry, trimmed of OWS only", async () => {
+  await withApp({ trustProxy: true }, async ({ port }) => {
+    await withClient(port, async (client) => {
+      const addressOf = async (field: string) => {
+        await client.send(`GET /info HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: ${field}\r\n\r\n`);
+        return (json(await client.readResponse()) as { remoteAddr: string }).remoteAddr;
+      };
+      assert.equal(await addressOf("203.0.113.9, \t198.51.100.7 "), "198.51.100.7");
+      assert.equal(await addressOf("198.51.100.7"), "198.51.100.7");
+      // U+00A0 is a byte of the value, not whitespace: not the same client as 198.51.100.7.
+      assert.notEqual(await addressOf("198.51.100.7\xa0"), "198.51.100.7");
+      assert.equal(await addressOf(""), "127.0.0.1");
+    });
+  });
+});
+
 // --- Host and framing -----------------------------------------------------------------------
 
 Deno.test("server answers an HTTP/1.1 request without Host with 400 and closes", async () => {
@@ -235,6 +252,46 @@ Deno.test("server answers Content-Length with Transfer-Encoding with 400 and clo
     assert.equal(res.status, 400);
     assert.equal(errorCode(res), PARSE_ERROR.ConflictingLength);
     assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server answers a Transfer-Encoding disguised by a no-break space with 400 and never answers the request pipelined behind it", async () => {
+  await withApp({}, async ({ port, app }) => {
+    for (const coding of ["chunked\xa0", "\xa0chunked"]) {
+      // A front end that does not read this as chunked sees one request with an empty body and
+      // the GET as a second request; a server that did would answer the GET too.
+      const { text, closed } = await exchange(
+        port,
+        bytes(
+          `POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${coding}\r\n\r\n0\r\n\r\n` +
+            "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+      );
+      assert.equal(closed, true, JSON.stringify(coding));
+      const responses = parseAll(text);
+      assert.deepEqual(responses.map((r) => r.status), [400], JSON.stringify(text));
+      assert.equal(errorCode(responses[0]!), PARSE_ERROR.InvalidTransferEncoding);
+    }
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server takes the path of an absolute-form target only from before its query", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      // RFC 3986 §3.3: in http://h:1?/info the path is empty ("/") and "/info" is the query.
+      await client.send("GET http://h:1?/info HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 404);
+      assert.match((json(res) as { error: { message: string } }).error.message, /at \/$/);
+      await client.send("GET http://h:1/info?next=/x HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      const info = json(await client.readResponse()) as { path: string; query: unknown };
+      assert.equal(info.path, "/info");
+      assert.deepEqual(info.query, { next: "/x" });
+    });
+    const fragment = await oneAndClose(port, "GET http://h:1#/info HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    assert.equal(fragment.status, 400);
+    assert.equal(errorCode(fragment), PARSE_ERROR.BadRequestLine);
   });
 });
 
