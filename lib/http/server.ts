@@ -26,6 +26,8 @@ export interface HttpServerOptions {
   onError?: (error: unknown, req: HttpRequest | null) => void;
   /** Called with every handler's final response and its time in milliseconds (access logs). */
   onResponse?: (req: HttpRequest, res: HttpResponse, ms: number) => void;
+  /** Called with every failed accept (EMFILE, ...); accepting goes on until the server closes. */
+  onAcceptError?: (error: Error) => void;
 }
 
 /** Counters the server keeps for `/metrics`. */
@@ -111,6 +113,7 @@ export class HttpServer {
       {
         onConnection: (conn) => this.#track(conn),
         onRefused: () => this.#stats.refused++,
+        onAcceptError: (error) => this.#options.onAcceptError?.(error),
       },
       refusal,
       { maxBuffer: this.#ctx.limits.maxHeader },
