@@ -8,6 +8,13 @@
 
 import { HttpError, STATUS } from "./errors.ts";
 
+/**
+ * Results a {@linkcode RequestParser} holds for {@linkcode RequestParser.next} at most: a push
+ * of many small pipelined requests parses this many and keeps the rest as unparsed bytes, parsed
+ * as `next()` takes the results, so one push cannot turn into thousands of request objects.
+ */
+export const MAX_QUEUED_STEPS = 16;
+
 /** Size limits of a {@linkcode RequestParser}; exceeding one is a 431, 414 or 413. */
 export interface ParserLimits {
   /** Bytes of request line and header block including CRLFs (431 above). */
@@ -143,6 +150,7 @@ const MAX_CHUNK_DIGITS = 12;
 const BODY_INITIAL = 65536;
 /** Unparsed-bytes buffers above this size are released once mostly empty. */
 const OWN_SHRINK = 65536;
+/** Unparsed-bytes buffers up to this size are kept for reuse once empty; larger ones released. */
 const OWN_MIN = 1024;
 /** `String.fromCharCode.apply` argument count per call, well under engine limits. */
 const LATIN1_CHUNK = 4096;
@@ -181,11 +189,13 @@ export class RequestParser {
 
   #state = ST_HEAD;
   #error: ParseStep | null = null;
-  // Steps found by push() and not yet returned by next().
-  // A queue in an array that is rewound, not shrunk, when drained.
+  // Steps found by push() and not yet returned by next(): a queue in an array that is rewound
+  // when drained; parsing stops at MAX_QUEUED_STEPS, so it never grows past that (plus a head).
   #steps: ParseStep[] = [];
   #stepIndex = 0;
   #stepCount = 0;
+  // Parsing stopped at MAX_QUEUED_STEPS with bytes left in #own; next() goes on once drained.
+  #held = false;
 
   // Unparsed bytes (an unfinished line or CRLF) live in #own[#ownStart, #ownEnd).
   #own = EMPTY;
@@ -241,6 +251,11 @@ export class RequestParser {
    */
   push(bytes: Uint8Array): void {
     if (this.#error !== null || bytes.length === 0) return;
+    if (this.#held) {
+      // The queue is full: these wait behind the bytes already held.
+      this.#append(bytes);
+      return;
+    }
     if (this.#ownEnd === this.#ownStart) {
       // Common case: nothing pending, so parse straight from the caller's buffer.
       const pos = this.#run(bytes, 0);
@@ -248,15 +263,24 @@ export class RequestParser {
       return;
     }
     this.#append(bytes);
+    this.#runOwn();
+  }
+
+  // Parses on from the unparsed bytes in #own.
+  #runOwn(): void {
     const pos = this.#run(this.#own.subarray(0, this.#ownEnd), this.#ownStart);
     if (this.#error !== null) return;
     this.#ownStart = pos;
-    if (pos === this.#ownEnd) this.#ownStart = this.#ownEnd = 0;
-    if (this.#own.length > OWN_SHRINK && this.#ownEnd - this.#ownStart <= OWN_SHRINK / 4) {
+    if (pos === this.#ownEnd) {
+      this.#ownStart = this.#ownEnd = 0;
+      // A buffer that grew for one large head or a held burst is not kept for the life of a
+      // keep-alive connection.
+      if (this.#own.length > OWN_MIN) this.#own = EMPTY;
+    } else if (this.#own.length > OWN_SHRINK && this.#ownEnd - this.#ownStart <= OWN_SHRINK / 4) {
       const rest = this.#own.subarray(this.#ownStart, this.#ownEnd);
       this.#own = EMPTY;
       this.#ownStart = this.#ownEnd = 0;
-      if (rest.length > 0) this.#keep(rest);
+      this.#keep(rest);
     }
   }
 
@@ -274,6 +298,11 @@ export class RequestParser {
       if (index + 1 === this.#stepCount) this.#stepIndex = this.#stepCount = 0;
       else this.#stepIndex = index + 1;
       return step;
+    }
+    if (this.#held) {
+      this.#held = false;
+      this.#runOwn();
+      if (this.#stepCount > 0) return this.next();
     }
     return this.#error ?? INCOMPLETE;
   }
@@ -298,6 +327,11 @@ export class RequestParser {
   /** Results parsed by {@linkcode push} and not yet taken by {@linkcode next}; for backpressure. */
   get pending(): number {
     return this.#stepCount - this.#stepIndex;
+  }
+
+  /** Bytes allocated for unparsed input (whether in use or not); parsed bodies do not count. */
+  get capacity(): number {
+    return this.#own.length;
   }
 
   // Runs the state machine over buf[pos..]; returns where the unparsed rest starts.
@@ -334,6 +368,14 @@ export class RequestParser {
         break;
       }
       pos = next;
+      if (
+        this.#stepCount - this.#stepIndex >= MAX_QUEUED_STEPS && this.#state === ST_HEAD &&
+        this.#headers === null
+      ) {
+        // Between two requests with the queue full: the rest waits as bytes.
+        this.#held = pos < end;
+        break;
+      }
     }
     if (this.#state !== ST_HEAD && !this.#headEmitted) {
       this.#headEmitted = true;
@@ -876,6 +918,7 @@ export class RequestParser {
   #failWith(error: HttpError): number {
     this.#state = ST_ERROR;
     this.#error = { kind: "error", error };
+    this.#held = false;
     this.#own = EMPTY;
     this.#ownStart = this.#ownEnd = 0;
     this.#body = EMPTY;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { HttpError } from "../../lib/http/errors.ts";
 import {
   DEFAULT_LIMITS,
+  MAX_QUEUED_STEPS,
   parseContentLength,
   type ParsedRequest,
   type ParserLimits,
@@ -950,6 +951,58 @@ Deno.test("parser returns pipelined requests split across pushes", () => {
     assert.equal(outcome.requests.length, 3, `split at ${cut}`);
     for (const request of outcome.requests) assert.equal(text(request.body), '{"text":"hi"}');
   }
+});
+
+Deno.test("parser holds at most MAX_QUEUED_STEPS results and keeps the rest of a push as bytes", () => {
+  const parser = new RequestParser();
+  const one = (i: number) => `GET /${i} HTTP/1.1\r\n${HOST}\r\n`;
+  let input = "";
+  for (let i = 0; i < 500; i++) input += one(i);
+  // One push of many small requests (the runaway pipeline of issue 11).
+  feed(parser, bytes(input + `POST /last HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhel`));
+  assert.equal(parser.pending, MAX_QUEUED_STEPS);
+  assert.ok(parser.buffered > 0 && parser.buffered < input.length, `buffered ${parser.buffered}`);
+  const targets: string[] = [];
+  let most = 0;
+  for (;;) {
+    most = Math.max(most, parser.pending);
+    const step = parser.next();
+    if (step.kind === "incomplete") break;
+    assert.equal(step.kind === "request" || step.kind === "head", true, step.kind);
+    if (step.kind === "request") targets.push(step.request.target);
+  }
+  assert.ok(most <= MAX_QUEUED_STEPS + 1, `${most} results queued`);
+  assert.deepEqual(targets, Array.from({ length: 500 }, (_, i) => `/${i}`));
+  // The unfinished request after them goes on as usual.
+  feed(parser, bytes("lo"));
+  const last = parser.next();
+  assert.equal(last.kind === "request" && text(last.request.body), "hello");
+  assert.equal(parser.next().kind, "incomplete");
+});
+
+Deno.test("parser keeps later pushes behind held bytes and reports a held error in order", () => {
+  const parser = new RequestParser();
+  const get = `GET / HTTP/1.1\r\n${HOST}\r\n`;
+  feed(parser, bytes(get.repeat(MAX_QUEUED_STEPS + 3)));
+  feed(parser, bytes(`${get}BAD\r\n\r\n`));
+  assert.equal(parser.pending, MAX_QUEUED_STEPS);
+  const outcome: Outcome = { heads: [], requests: [], error: null };
+  drain(parser, outcome);
+  assert.equal(outcome.requests.length, MAX_QUEUED_STEPS + 4);
+  assert.equal(outcome.error?.code, "bad_request_line");
+});
+
+Deno.test("parser releases the buffer that grew for a large head once the head is parsed", () => {
+  const parser = new RequestParser();
+  const head = bytes(`GET / HTTP/1.1\r\n${HOST}X-Big: ${"b".repeat(15_000)}\r\n\r\n`);
+  // In reads of 2 KiB, as a connection's first reads are: the unfinished head is kept between.
+  for (let at = 0; at < head.length; at += 2048) {
+    feed(parser, head.subarray(at, Math.min(head.length, at + 2048)));
+    if (at + 2048 < head.length) assert.ok(parser.capacity >= at, `capacity ${parser.capacity}`);
+  }
+  assert.equal(parser.next().kind, "request");
+  assert.equal(parser.phase, "idle");
+  assert.ok(parser.capacity <= 1024, `capacity ${parser.capacity} after the request`);
 });
 
 Deno.test("parser emits a head step before a body that has not arrived", () => {
