@@ -259,7 +259,7 @@ export class RequestParser {
     if (this.#ownEnd === this.#ownStart) {
       // Common case: nothing pending, so parse straight from the caller's buffer.
       const pos = this.#run(bytes, 0);
-      if (this.#error === null && pos < bytes.length) this.#keep(bytes.subarray(pos));
+      if (this.#error === null && pos < bytes.length) this.#keep(bytes.subarray(pos), this.#held);
       return;
     }
     this.#append(bytes);
@@ -884,10 +884,11 @@ export class RequestParser {
     this.#trailerBytes = 0;
   }
 
-  // Keeps a copy of unparsed bytes when #own is empty.
-  #keep(rest: Uint8Array): void {
+  // Keeps a copy of unparsed bytes when #own is empty; room to append to them unless `exact`
+  // (held bytes are parsed before anything is appended).
+  #keep(rest: Uint8Array, exact = false): void {
     if (this.#own.length < rest.length) {
-      this.#own = new Uint8Array(Math.max(OWN_MIN, rest.length * 2));
+      this.#own = new Uint8Array(Math.max(OWN_MIN, exact ? rest.length : rest.length * 2));
     }
     this.#own.set(rest);
     this.#ownStart = 0;
