@@ -4,11 +4,12 @@
  *
  * - idle: the server alone;
  * - non-reading: CLIENTS connections each pipelining 200 × `GET /app.js` and never reading;
- * - runaway: one connection pipelining `GET /healthz` as fast as it can while reading.
+ * - runaway: one connection pipelining `GET /healthz` (answered at once), or long polls with
+ *   `wait=0.001` (answered a moment later), as fast as it can while reading.
  *
  *   deno run -A scripts/abuse_memory.ts [clients=40] [seconds=6]
  */
-import { startServer } from "./_server_process.ts";
+import { api, startServer } from "./_server_process.ts";
 import { printTable } from "./_wrk.ts";
 
 const encoder = new TextEncoder();
@@ -32,16 +33,18 @@ function hostPort(url: string): { hostname: string; port: number } {
   return { hostname: u.hostname, port: Number(u.port) };
 }
 
-/** Samples the server's RSS once a second for `seconds`; returns [last, peak]. */
-async function sample(pid: number, seconds: number): Promise<[number, number]> {
+/** Samples the server's RSS once a second for `seconds`; returns [last, peak, every sample]. */
+async function sample(pid: number, seconds: number): Promise<[number, number, string]> {
   let peak = 0;
   let last = 0;
+  const all: string[] = [];
   for (let s = 0; s < seconds; s++) {
     await delay(1000);
     last = residentMiB(pid);
     peak = Math.max(peak, last);
+    all.push(last.toFixed(0));
   }
-  return [last, peak];
+  return [last, peak, all.join(" ")];
 }
 
 async function idle(rows: (string | number)[][]): Promise<void> {
@@ -49,7 +52,7 @@ async function idle(rows: (string | number)[][]): Promise<void> {
   try {
     await delay(2000);
     const rss = residentMiB(server.pid);
-    rows.push(["idle server", rss.toFixed(1), rss.toFixed(1), "", ""]);
+    rows.push(["idle server", rss.toFixed(1), rss.toFixed(1), "", "", ""]);
   } finally {
     await server.stop();
   }
@@ -67,13 +70,14 @@ async function nonReading(rows: (string | number)[][], clients: number): Promise
       conns.push(conn);
       await writeAll(conn, batch);
     }
-    const [last, peak] = await sample(server.pid, 4);
+    const [last, peak, series] = await sample(server.pid, 4);
     rows.push([
       `${clients} non-reading clients, 200 × /app.js each, after 4 s`,
       last.toFixed(1),
       peak.toFixed(1),
       before.toFixed(1),
       ((last - before) * 1024 / clients).toFixed(0),
+      series,
     ]);
   } finally {
     for (const conn of conns) conn.close();
@@ -81,13 +85,26 @@ async function nonReading(rows: (string | number)[][], clients: number): Promise
   }
 }
 
-async function runaway(rows: (string | number)[][], seconds: number): Promise<void> {
+async function runaway(
+  rows: (string | number)[][],
+  seconds: number,
+  what: "healthz" | "poll",
+): Promise<void> {
   const server = await startServer("memory", ["--log-level", "warn"]);
   try {
     await delay(1000);
+    let request = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
+    if (what === "poll") {
+      const { token } = await api(server.url, "POST", "/api/session", undefined, {
+        nick: "runaway",
+      });
+      // Answered by a timer a millisecond later: the handler is asynchronous, so requests wait.
+      request =
+        `GET /api/events?wait=0.001 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+    }
     const before = residentMiB(server.pid);
     const conn = await Deno.connect(hostPort(server.url));
-    const batch = encoder.encode("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n".repeat(1000));
+    const batch = encoder.encode(request.repeat(500));
     let stop = false;
     let received = 0;
     const writer = (async () => {
@@ -101,30 +118,36 @@ async function runaway(rows: (string | number)[][], seconds: number): Promise<vo
         received += n;
       }
     })().catch(() => {});
-    const [last, peak] = await sample(server.pid, seconds);
+    const [last, peak, series] = await sample(server.pid, seconds);
     stop = true;
     conn.close();
     await Promise.all([writer, reader]);
+    const label = what === "poll" ? "GET /api/events?wait=0.001" : "GET /healthz";
     rows.push([
-      `one runaway pipelining client, after ${seconds} s (${(received / 1e6).toFixed(0)} MB read)`,
+      `one client pipelining ${label}, after ${seconds} s (${(received / 1e6).toFixed(0)} MB read)`,
       last.toFixed(1),
       peak.toFixed(1),
       before.toFixed(1),
       "",
+      series,
     ]);
   } finally {
     await server.stop();
   }
 }
 
-/** Runs the three scenarios and prints a table. */
+/** Runs the scenarios and prints a table. */
 export async function abuseMemory(clients = 40, seconds = 6): Promise<void> {
   const rows: (string | number)[][] = [];
   await idle(rows);
   await nonReading(rows, clients);
-  await runaway(rows, seconds);
+  await runaway(rows, seconds, "healthz");
+  await runaway(rows, seconds, "poll");
   console.log("\nParley server resident memory (VmRSS, MiB), --store memory");
-  printTable(["scenario", "RSS", "peak RSS", "RSS before", "KiB per client"], rows);
+  printTable(
+    ["scenario", "RSS", "peak RSS", "RSS before", "KiB per client", "RSS each second"],
+    rows,
+  );
 }
 
 if (import.meta.main) {
