@@ -179,6 +179,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
             }),
         }
         : {}),
+      onAcceptError: (error) =>
+        logger.warn("accept failed; retrying", { error: `${error.name}: ${error.message}` }),
       onError: (error, req) =>
         logger.error("handler failed", {
           request: req ? `${req.method} ${req.path}` : undefined,

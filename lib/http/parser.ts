@@ -8,6 +8,13 @@
 
 import { HttpError, STATUS } from "./errors.ts";
 
+/**
+ * Results a {@linkcode RequestParser} holds for {@linkcode RequestParser.next} at most: a push
+ * of many small pipelined requests parses this many and keeps the rest as unparsed bytes, parsed
+ * as `next()` takes the results, so one push cannot turn into thousands of request objects.
+ */
+export const MAX_QUEUED_STEPS = 16;
+
 /** Size limits of a {@linkcode RequestParser}; exceeding one is a 431, 414 or 413. */
 export interface ParserLimits {
   /** Bytes of request line and header block including CRLFs (431 above). */
@@ -79,7 +86,8 @@ export type ParseErrorCode = (typeof PARSE_ERROR)[keyof typeof PARSE_ERROR];
 
 /**
  * Parses a `Content-Length` field value: 1*DIGIT, or a comma list of identical such values
- * (RFC 9110 §8.6). Returns null for anything else, including more than 15 digits.
+ * (RFC 9110 §8.6). Returns null for anything else, including more than 15 digits after
+ * leading zeros.
  */
 export function parseContentLength(value: string): number | null {
   const n = value.length;
@@ -88,6 +96,9 @@ export function parseContentLength(value: string): number | null {
   for (;;) {
     while (i < n && _isOws(value.charCodeAt(i))) i++;
     const start = i;
+    // Leading zeros are valid digits (1*DIGIT) that add nothing: only the rest count below.
+    while (i < n && value.charCodeAt(i) === 48) i++;
+    const significant = i;
     let v = 0;
     for (; i < n; i++) {
       const c = value.charCodeAt(i);
@@ -95,7 +106,7 @@ export function parseContentLength(value: string): number | null {
       v = v * 10 + (c - 48);
     }
     // 15 digits stay below Number.MAX_SAFE_INTEGER (16 digits), so `v` is exact.
-    if (i === start || i - start > 15) return null;
+    if (i === start || i - significant > 15) return null;
     while (i < n && _isOws(value.charCodeAt(i))) i++;
     if (result >= 0 && v !== result) return null;
     result = v;
@@ -103,6 +114,18 @@ export function parseContentLength(value: string): number | null {
     if (value.charCodeAt(i) !== 44) return null;
     i++;
   }
+}
+
+/**
+ * `value` without leading and trailing OWS: SP and HTAB, and nothing else (RFC 9110 §5.6.3).
+ * `String#trim` would also strip U+00A0 and other Unicode spaces, which are bytes of a value.
+ */
+export function trimOws(value: string): string {
+  let start = 0;
+  let end = value.length;
+  while (start < end && _isOws(value.charCodeAt(start))) start++;
+  while (end > start && _isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
 }
 
 const CR = 13;
@@ -117,6 +140,7 @@ const DQUOTE = 34;
 const BACKSLASH = 92;
 const SLASH = 47;
 const STAR = 42;
+const HASH = 35;
 
 /** Longest chunk-size line (with extensions and CRLF) we accept. */
 const MAX_CHUNK_LINE = 4096;
@@ -126,6 +150,7 @@ const MAX_CHUNK_DIGITS = 12;
 const BODY_INITIAL = 65536;
 /** Unparsed-bytes buffers above this size are released once mostly empty. */
 const OWN_SHRINK = 65536;
+/** Unparsed-bytes buffers up to this size are kept for reuse once empty; larger ones released. */
 const OWN_MIN = 1024;
 /** `String.fromCharCode.apply` argument count per call, well under engine limits. */
 const LATIN1_CHUNK = 4096;
@@ -164,11 +189,13 @@ export class RequestParser {
 
   #state = ST_HEAD;
   #error: ParseStep | null = null;
-  // Steps found by push() and not yet returned by next().
-  // A queue in an array that is rewound, not shrunk, when drained.
+  // Steps found by push() and not yet returned by next(): a queue in an array that is rewound
+  // when drained; parsing stops at MAX_QUEUED_STEPS, so it never grows past that (plus a head).
   #steps: ParseStep[] = [];
   #stepIndex = 0;
   #stepCount = 0;
+  // Parsing stopped at MAX_QUEUED_STEPS with bytes left in #own; next() goes on once drained.
+  #held = false;
 
   // Unparsed bytes (an unfinished line or CRLF) live in #own[#ownStart, #ownEnd).
   #own = EMPTY;
@@ -224,22 +251,36 @@ export class RequestParser {
    */
   push(bytes: Uint8Array): void {
     if (this.#error !== null || bytes.length === 0) return;
+    if (this.#held) {
+      // The queue is full: these wait behind the bytes already held.
+      this.#append(bytes);
+      return;
+    }
     if (this.#ownEnd === this.#ownStart) {
       // Common case: nothing pending, so parse straight from the caller's buffer.
       const pos = this.#run(bytes, 0);
-      if (this.#error === null && pos < bytes.length) this.#keep(bytes.subarray(pos));
+      if (this.#error === null && pos < bytes.length) this.#keep(bytes.subarray(pos), this.#held);
       return;
     }
     this.#append(bytes);
+    this.#runOwn();
+  }
+
+  // Parses on from the unparsed bytes in #own.
+  #runOwn(): void {
     const pos = this.#run(this.#own.subarray(0, this.#ownEnd), this.#ownStart);
     if (this.#error !== null) return;
     this.#ownStart = pos;
-    if (pos === this.#ownEnd) this.#ownStart = this.#ownEnd = 0;
-    if (this.#own.length > OWN_SHRINK && this.#ownEnd - this.#ownStart <= OWN_SHRINK / 4) {
+    if (pos === this.#ownEnd) {
+      this.#ownStart = this.#ownEnd = 0;
+      // A buffer that grew for one large head or a held burst is not kept for the life of a
+      // keep-alive connection.
+      if (this.#own.length > OWN_MIN) this.#own = EMPTY;
+    } else if (this.#own.length > OWN_SHRINK && this.#ownEnd - this.#ownStart <= OWN_SHRINK / 4) {
       const rest = this.#own.subarray(this.#ownStart, this.#ownEnd);
       this.#own = EMPTY;
       this.#ownStart = this.#ownEnd = 0;
-      if (rest.length > 0) this.#keep(rest);
+      this.#keep(rest);
     }
   }
 
@@ -257,6 +298,11 @@ export class RequestParser {
       if (index + 1 === this.#stepCount) this.#stepIndex = this.#stepCount = 0;
       else this.#stepIndex = index + 1;
       return step;
+    }
+    if (this.#held) {
+      this.#held = false;
+      this.#runOwn();
+      if (this.#stepCount > 0) return this.next();
     }
     return this.#error ?? INCOMPLETE;
   }
@@ -281,6 +327,11 @@ export class RequestParser {
   /** Results parsed by {@linkcode push} and not yet taken by {@linkcode next}; for backpressure. */
   get pending(): number {
     return this.#stepCount - this.#stepIndex;
+  }
+
+  /** Bytes allocated for unparsed input (whether in use or not); parsed bodies do not count. */
+  get capacity(): number {
+    return this.#own.length;
   }
 
   // Runs the state machine over buf[pos..]; returns where the unparsed rest starts.
@@ -317,6 +368,14 @@ export class RequestParser {
         break;
       }
       pos = next;
+      if (
+        this.#stepCount - this.#stepIndex >= MAX_QUEUED_STEPS && this.#state === ST_HEAD &&
+        this.#headers === null
+      ) {
+        // Between two requests with the queue full: the rest waits as bytes.
+        this.#held = pos < end;
+        break;
+      }
     }
     if (this.#state !== ST_HEAD && !this.#headEmitted) {
       this.#headEmitted = true;
@@ -388,6 +447,9 @@ export class RequestParser {
       for (; i < stop; i++) {
         const b = buf[i]!;
         if (b > SP && b < DEL) {
+          // A fragment is never part of a request-target (RFC 9112 §3.2): refused, so that no
+          // part of the server reads a path from behind it (issue 14).
+          if (b === HASH) return this.#badLine("request-target has a '#'");
           // Checked per byte so a huge target fails before its line ends.
           if (i >= tooLong) {
             return this.#fail(
@@ -599,6 +661,7 @@ export class RequestParser {
         ? KNOWN_NAMES[known]!
         : known === NAME_LOWER
         ? text.slice(spans[k]! - from, spans[k + 1]! - from)
+        // Names were checked to be tchar (ASCII) byte by byte, so this is ASCII lower-casing.
         : text.slice(spans[k]! - from, spans[k + 1]! - from).toLowerCase();
       const value = text.slice(spans[k + 2]! - from, spans[k + 3]! - from);
       const previous = headers.get(name);
@@ -728,6 +791,9 @@ export class RequestParser {
     if (le === ls || buf[le - 1] !== CR) return this.#badChunk("chunk-size line must end in CRLF");
     const ce = le - 1;
     let i = ls;
+    // Leading zeros are valid digits (1*HEXDIG) that add nothing: only the rest count below.
+    while (i < ce && buf[i] === 48) i++;
+    const significant = i;
     let size = 0;
     for (; i < ce; i++) {
       const d = HEX[buf[i]!]!;
@@ -735,7 +801,7 @@ export class RequestParser {
       size = size * 16 + d;
     }
     if (i === ls) return this.#badChunk("chunk size is not a hex number");
-    if (i - ls > MAX_CHUNK_DIGITS) return this.#badChunk("chunk size has too many digits");
+    if (i - significant > MAX_CHUNK_DIGITS) return this.#badChunk("chunk size has too many digits");
     if (i < ce) {
       this.#extBytes += ce - i;
       if (this.#extBytes > this.#maxHeader) return this.#badChunk("chunk extensions are too long");
@@ -818,10 +884,11 @@ export class RequestParser {
     this.#trailerBytes = 0;
   }
 
-  // Keeps a copy of unparsed bytes when #own is empty.
-  #keep(rest: Uint8Array): void {
+  // Keeps a copy of unparsed bytes when #own is empty; room to append to them unless `exact`
+  // (held bytes are parsed before anything is appended).
+  #keep(rest: Uint8Array, exact = false): void {
     if (this.#own.length < rest.length) {
-      this.#own = new Uint8Array(Math.max(OWN_MIN, rest.length * 2));
+      this.#own = new Uint8Array(Math.max(OWN_MIN, exact ? rest.length : rest.length * 2));
     }
     this.#own.set(rest);
     this.#ownStart = 0;
@@ -852,6 +919,7 @@ export class RequestParser {
   #failWith(error: HttpError): number {
     this.#state = ST_ERROR;
     this.#error = { kind: "error", error };
+    this.#held = false;
     this.#own = EMPTY;
     this.#ownStart = this.#ownEnd = 0;
     this.#body = EMPTY;
@@ -1113,12 +1181,24 @@ function _transferCodingError(value: string): HttpError | null {
   if (value === "chunked") return null;
   const codings: string[] = [];
   for (const part of value.split(",")) {
-    const element = part.trim();
+    // Only OWS is trimmed: String#trim would also strip U+00A0 (a latin-1 byte here) and read
+    // "chunked\xa0" as chunked where a front end does not (issue 14).
+    const element = trimOws(part);
     // RFC 9110 §5.6.1: empty list elements are ignored.
     if (element === "") continue;
     const semicolon = element.indexOf(";");
-    const name = (semicolon < 0 ? element : element.slice(0, semicolon)).trimEnd().toLowerCase();
-    if (!_isToken(name) || (name === "chunked" && semicolon >= 0)) {
+    const raw = semicolon < 0 ? element : trimOws(element.slice(0, semicolon));
+    // Checked as a token (ASCII only) before lower-casing, so Unicode case mapping (e.g. of
+    // latin-1 letters) never takes part.
+    if (!_isToken(raw)) {
+      return _error(
+        STATUS.BadRequest,
+        PARSE_ERROR.InvalidTransferEncoding,
+        "Transfer-Encoding is malformed",
+      );
+    }
+    const name = raw.toLowerCase();
+    if (name === "chunked" && semicolon >= 0) {
       return _error(
         STATUS.BadRequest,
         PARSE_ERROR.InvalidTransferEncoding,

@@ -17,6 +17,11 @@ export interface HttpServerOptions {
   maxConns?: number;
   maxConnsPerIp?: number;
   maxPipeline?: number;
+  /**
+   * Unsent response bytes per connection (queued or inside an unfinished write) above which it
+   * reads and answers nothing more until the client takes some; default 64 KiB.
+   */
+  maxUnsent?: number;
   trustProxy?: boolean;
   /** Milliseconds between timeout sweeps; 0 = no timer (tests call `sweep()`). */
   sweepInterval?: number;
@@ -26,6 +31,8 @@ export interface HttpServerOptions {
   onError?: (error: unknown, req: HttpRequest | null) => void;
   /** Called with every handler's final response and its time in milliseconds (access logs). */
   onResponse?: (req: HttpRequest, res: HttpResponse, ms: number) => void;
+  /** Called with every failed accept (EMFILE, ...); accepting goes on until the server closes. */
+  onAcceptError?: (error: Error) => void;
 }
 
 /** Counters the server keeps for `/metrics`. */
@@ -33,12 +40,15 @@ export interface HttpStats {
   /** Responses written by status class: index 1 = 1xx … 5 = 5xx. */
   readonly responses: number[];
   readonly refused: number;
+  /** Connections closed because their output made no progress within the write timeout. */
+  readonly writeTimeouts: number;
 }
 
 /** The request handler of a server; may throw {@linkcode HttpError}. */
 export type ServerHandler = (req: HttpRequest) => HttpResponse | Promise<HttpResponse>;
 
-const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75 } as const;
+const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75, write: 30 } as const;
+const DEFAULT_MAX_UNSENT = 64 * 1024;
 
 /**
  * An HTTP/1.1 server on `Deno.listen`: one selector loop over the listener and every
@@ -54,7 +64,7 @@ export class HttpServer {
   #loop: Promise<void> | null = null;
   #draining = false;
   #closed = false;
-  #stats = { responses: [0, 0, 0, 0, 0, 0], refused: 0 };
+  #stats = { responses: [0, 0, 0, 0, 0, 0], refused: 0, writeTimeouts: 0 };
   #ctx;
 
   constructor(handler: ServerHandler, options: HttpServerOptions = {}) {
@@ -68,6 +78,7 @@ export class HttpServer {
         header: timeouts.header * 1000,
         body: timeouts.body * 1000,
         idle: timeouts.idle * 1000,
+        write: timeouts.write * 1000,
       },
       maxPipeline: options.maxPipeline ?? 16,
       trustProxy: options.trustProxy ?? false,
@@ -75,6 +86,7 @@ export class HttpServer {
       respond: (req: HttpRequest) => this.#respond(req),
       count: (status: number) => this.#stats.responses[Math.floor(status / 100)]!++,
       draining: () => this.#draining,
+      onWriteTimeout: () => this.#stats.writeTimeouts++,
     };
   }
 
@@ -111,9 +123,13 @@ export class HttpServer {
       {
         onConnection: (conn) => this.#track(conn),
         onRefused: () => this.#stats.refused++,
+        onAcceptError: (error) => this.#options.onAcceptError?.(error),
       },
       refusal,
-      { maxBuffer: this.#ctx.limits.maxHeader },
+      {
+        maxBuffer: this.#ctx.limits.maxHeader,
+        highWaterMark: this.#options.maxUnsent ?? DEFAULT_MAX_UNSENT,
+      },
     );
     this.#listener.start();
     this.#loop = this.#run();

@@ -1,4 +1,5 @@
 import { HttpError, STATUS } from "./errors.ts";
+import { trimOws } from "./parser.ts";
 import type { HttpRequest, HttpResponse } from "./types.ts";
 
 /** One embedded file. */
@@ -82,21 +83,80 @@ async function gzipBytes(bytes: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-/** True when `Accept-Encoding` lists gzip (or `*`) with a non-zero q-value. */
+/**
+ * True when `Accept-Encoding` makes gzip acceptable and not less wanted than identity (RFC 9110
+ * §12.5.3): an explicit `gzip` (or `x-gzip`) decides by its own q-value, `*` only for codings
+ * not listed, and q=0 means "not acceptable". Elements that do not parse (a q-value outside the
+ * grammar, other parameters) are ignored.
+ */
 export function acceptsGzip(header: string | undefined): boolean {
   if (!header) return false;
+  // Weights in thousandths; -1 = not listed.
+  let gzip = -1;
+  let identity = -1;
+  let star = -1;
   for (const part of header.split(",")) {
-    const [coding = "", ...params] = part.trim().toLowerCase().split(";");
-    if (coding.trim() !== "gzip" && coding.trim() !== "*") continue;
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
-    if (q === undefined || Number(q.slice(2)) > 0) return true;
+    const element = trimOws(part);
+    if (element === "") continue;
+    const semicolon = element.indexOf(";");
+    const coding = semicolon < 0 ? element : trimOws(element.slice(0, semicolon));
+    const q = semicolon < 0 ? 1000 : weight(element, semicolon);
+    if (q < 0) continue;
+    if (equalsAsciiLower(coding, "gzip") || equalsAsciiLower(coding, "x-gzip")) {
+      gzip = Math.max(gzip, q);
+    } else if (equalsAsciiLower(coding, "identity")) identity = Math.max(identity, q);
+    else if (coding === "*") star = Math.max(star, q);
   }
-  return false;
+  const gzipQ = gzip >= 0 ? gzip : star;
+  if (gzipQ <= 0) return false;
+  // Unlisted identity is acceptable but states no preference; `*` covers it like any coding.
+  const identityQ = identity >= 0 ? identity : star;
+  return identityQ <= gzipQ;
+}
+
+/**
+ * The weight `OWS ";" OWS "q=" qvalue` at `text[at]` (the ";") to the end, in thousandths;
+ * -1 when it does not match: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ).
+ */
+function weight(text: string, at: number): number {
+  let i = at + 1;
+  const n = text.length;
+  while (i < n && (text[i] === " " || text[i] === "\t")) i++;
+  if ((text[i] !== "q" && text[i] !== "Q") || text[i + 1] !== "=") return -1;
+  i += 2;
+  const whole = text[i];
+  if (whole !== "0" && whole !== "1") return -1;
+  i++;
+  let thousandths = whole === "1" ? 1000 : 0;
+  if (i < n) {
+    if (text[i] !== ".") return -1;
+    i++;
+    for (let scale = 100; i < n; i++, scale /= 10) {
+      const c = text.charCodeAt(i) - 48;
+      if (scale < 1 || c < 0 || c > 9 || (whole === "1" && c !== 0)) return -1;
+      thousandths += c * scale;
+    }
+  }
+  return thousandths;
+}
+
+function equalsAsciiLower(value: string, lower: string): boolean {
+  if (value.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = value.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 /** Weak comparison of `If-None-Match` against our ETag (RFC 9110 §13.1.2). */
 function matchesEtag(header: string | undefined, etag: string): boolean {
   if (!header) return false;
-  if (header.trim() === "*") return true;
-  return header.split(",").some((tag) => tag.trim().replace(/^W\//, "") === etag);
+  // OWS only: String#trim would also strip U+00A0, which is part of a (malformed) tag.
+  if (trimOws(header) === "*") return true;
+  return header.split(",").some((part) => {
+    const tag = trimOws(part);
+    return (tag.startsWith("W/") ? tag.slice(2) : tag) === etag;
+  });
 }

@@ -4,10 +4,12 @@ import type { Selectable, Selector } from "./selector.ts";
 export interface ConnectionHandler {
   /** Bytes arrived; `bytes` is only valid during the call (the buffer is reused). */
   onData(bytes: Uint8Array): void;
-  /** The peer closed its side (EOF) or the read failed. */
+  /** The peer closed its side (EOF) or the read failed; nothing is read after it. */
   onEnd(): void;
   /** The connection is closed for good; called once. */
   onClose(): void;
+  /** The unsent output fell back to the high-water mark after being above it. */
+  onDrain?(): void;
 }
 
 /** Tuning of a {@linkcode Connection}. */
@@ -16,7 +18,10 @@ export interface ConnectionOptions {
   initialBuffer?: number;
   /** Largest read buffer. */
   maxBuffer?: number;
-  /** Queued bytes above which reading pauses until the writer catches up. */
+  /**
+   * Unsent bytes (queued or inside an unfinished write) above which reading pauses until the
+   * peer takes them; the protocol layer stops producing output above it too (`needsDrain`).
+   */
   highWaterMark?: number;
   /** How long `end()` keeps draining input before closing, in milliseconds. */
   lingerMs?: number;
@@ -30,8 +35,18 @@ const DEFAULTS = {
 } as const;
 
 /**
+ * Bytes the one read kept armed while paused may take: enough to see the peer's EOF (a client
+ * that gave up) without taking more of its input than this while we do not want it.
+ */
+const HELD_READ = 512;
+
+/**
  * A socket with one pending read into its own buffer and a write queue flushed by a single
  * writer. Readiness goes through the selector; the protocol layer gets the bytes in `onData`.
+ *
+ * While paused (by `pause()` or by unsent output above the high-water mark) one small read stays
+ * armed: its EOF is reported at once, its bytes are held until reading goes on, and no further
+ * read starts, so a paused connection notices a client that left and takes at most that much.
  */
 export class Connection implements Selectable {
   readonly remoteAddr: string;
@@ -41,13 +56,28 @@ export class Connection implements Selectable {
   #selector: Selector;
   #options: Required<ConnectionOptions>;
   #buf: Uint8Array;
-  #readResult: number | null | Error = null;
+  /** The size the next full read allocates: grown while reads fill it, shrunk on request. */
+  #bufSize: number;
+  /** What the pending read reads into: `#buf` or its first HELD_READ bytes. */
+  #target: Uint8Array;
+  /** A read is pending, or its result (and the buffer holding it) is not yet handled. */
   #reading = false;
+  #settled = false;
+  #readResult: number | null | Error = null;
   #paused = false;
+  /** The peer's EOF (or a read error) was reported: nothing more is read. */
+  #eof = false;
   #queue: Uint8Array[] = [];
   #queued = 0;
+  /** Queued bytes plus the rest of the chunk inside an unfinished write. */
+  #unsent = 0;
+  #written = 0;
+  /** Unsent output went above the high-water mark; cleared (with onDrain) when back at it. */
+  #over = false;
   #writing = false;
   #ending = false;
+  /** end() shut our side down and now only drains input until the peer closes. */
+  #lingering = false;
   #closed = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   #drained: (() => void)[] = [];
@@ -57,7 +87,9 @@ export class Connection implements Selectable {
     this.#conn = conn;
     this.#selector = selector;
     this.#options = { ...DEFAULTS, ...options };
-    this.#buf = new Uint8Array(this.#options.initialBuffer);
+    this.#bufSize = this.#options.initialBuffer;
+    this.#buf = new Uint8Array(this.#bufSize);
+    this.#target = this.#buf;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remoteAddr = addr.hostname ?? "unknown";
     // Responses are written whole; Nagle's delay would only add latency to each one.
@@ -75,9 +107,24 @@ export class Connection implements Selectable {
     return this.#closed;
   }
 
-  /** Bytes waiting to be written. */
+  /** Bytes not yet taken by the socket: queued, or inside an unfinished write. */
   get writableLength(): number {
-    return this.#queued;
+    return this.#unsent;
+  }
+
+  /** Bytes the socket took since the start; a write timeout watches it move. */
+  get bytesWritten(): number {
+    return this.#written;
+  }
+
+  /** True while unsent output is above the high-water mark: produce no more until `onDrain`. */
+  get needsDrain(): boolean {
+    return this.#over;
+  }
+
+  /** Bytes of the read buffer in use. */
+  get readBufferSize(): number {
+    return this.#buf.byteLength;
   }
 
   /** Registers with the selector and starts reading. */
@@ -86,15 +133,23 @@ export class Connection implements Selectable {
     this.#arm();
   }
 
-  /** Stops reading (backpressure from the protocol layer) until `resume()`. */
+  /** Stops delivering input (backpressure from the protocol layer) until `resume()`. */
   pause(): void {
     this.#paused = true;
   }
 
-  /** Reads again after `pause()` or after the write queue drained. */
+  /** Delivers input again after `pause()`: first what the held read took, then new reads. */
   resume(): void {
     this.#paused = false;
-    this.#arm();
+    this.#wake();
+  }
+
+  /**
+   * Goes back to the initial read buffer from the next read on: the protocol layer asks once a
+   * request is parsed, so a keep-alive connection does not keep a buffer grown for one large head.
+   */
+  shrinkBuffer(): void {
+    this.#bufSize = this.#options.initialBuffer;
   }
 
   /** Queues bytes; the single writer coalesces everything queued into one write. */
@@ -102,6 +157,8 @@ export class Connection implements Selectable {
     if (this.#closed || this.#ending) return;
     this.#queue.push(bytes);
     this.#queued += bytes.byteLength;
+    this.#unsent += bytes.byteLength;
+    if (this.#unsent > this.#options.highWaterMark) this.#over = true;
     if (!this.#writing) {
       // Start on a microtask, so everything written in this tick goes out as one write.
       this.#writing = true;
@@ -118,11 +175,12 @@ export class Connection implements Selectable {
   /**
    * Closes gracefully: flushes the queue, shuts down our side, and keeps reading (discarding)
    * until the peer closes or the linger time passes, so unread input does not turn into a TCP
-   * reset that would destroy the response we just wrote.
+   * reset that would destroy the response we just wrote. Input is no longer delivered.
    */
   end(): void {
     if (this.#ending || this.#closed) return;
     this.#ending = true;
+    this.#wake();
     this.drained().then(() => {
       if (this.#closed) return;
       try {
@@ -131,9 +189,10 @@ export class Connection implements Selectable {
         this.close();
         return;
       }
+      // The peer already closed its side: nothing is left to drain.
+      if (this.#eof) return this.close();
+      this.#lingering = true;
       this.#lingerTimer = setTimeout(() => this.close(), this.#options.lingerMs);
-      this.#paused = false;
-      this.#arm();
     });
   }
 
@@ -150,39 +209,70 @@ export class Connection implements Selectable {
     }
     this.#queue = [];
     this.#queued = 0;
+    this.#unsent = 0;
     for (const resolve of this.#drained.splice(0)) resolve();
     this.handler?.onClose();
     for (const listener of this.#closeListeners.splice(0)) listener();
   }
 
-  /** Called by the selector loop when the pending read settled. */
+  /** Called by the selector loop when the pending read settled (or held bytes may go on). */
   onReadable(): void {
+    if (this.#closed || !this.#settled) return;
     const result = this.#readResult;
+    // Bytes read while paused wait for resume(); an EOF or error is reported at once.
+    if (typeof result === "number" && !this.#open()) return;
     this.#readResult = null;
-    // Only now is the buffer free for the next read (see #settle).
-    this.#reading = false;
-    if (this.#closed) return;
-    if (result === null || result instanceof Error) {
-      if (this.#ending) return this.close();
+    this.#settled = false;
+    if (typeof result !== "number") {
+      this.#reading = false;
+      this.#eof = true;
+      if (this.#ending) {
+        // Lingering: the peer closed, we are done. Still writing: end() closes after the drain.
+        if (this.#lingering) this.close();
+        return;
+      }
       this.handler?.onEnd();
       return;
     }
     if (!this.#ending) {
-      // Grow the buffer while reads fill it, so large requests take fewer reads.
-      const full = result === this.#buf.byteLength;
-      this.handler?.onData(this.#buf.subarray(0, result));
-      if (full && this.#buf.byteLength < this.#options.maxBuffer) {
-        this.#buf = new Uint8Array(Math.min(this.#buf.byteLength * 2, this.#options.maxBuffer));
+      const target = this.#target;
+      // Grow the buffer while reads fill it, so large requests take fewer reads. Decided before
+      // onData, so a shrinkBuffer() from the handler wins.
+      if (result === this.#buf.byteLength && this.#bufSize < this.#options.maxBuffer) {
+        this.#bufSize = Math.min(this.#buf.byteLength * 2, this.#options.maxBuffer);
       }
+      // #reading stays true during onData: the buffer holds `bytes` until it returns, so no read
+      // may start into it (a resume() from the handler only marks it wanted).
+      this.handler?.onData(target.subarray(0, result));
     }
+    this.#reading = false;
     this.#arm();
   }
 
+  /** Whether input is wanted now: not paused and not behind on output, or ending (discarded). */
+  #open(): boolean {
+    return this.#ending || (!this.#paused && !this.#over);
+  }
+
+  /** Input may go on: hands over held bytes through the selector, or starts a read. */
+  #wake(): void {
+    if (this.#closed) return;
+    if (this.#settled) this.#selector.ready(this);
+    else this.#arm();
+  }
+
   #arm(): void {
-    if (this.#reading || this.#closed || this.#paused) return;
-    if (this.#queued > this.#options.highWaterMark && !this.#ending) return;
+    if (this.#reading || this.#closed || this.#eof) return;
+    let target: Uint8Array;
+    if (this.#open()) {
+      if (this.#buf.byteLength !== this.#bufSize) this.#buf = new Uint8Array(this.#bufSize);
+      target = this.#buf;
+    } else {
+      target = this.#buf.byteLength > HELD_READ ? this.#buf.subarray(0, HELD_READ) : this.#buf;
+    }
+    this.#target = target;
     this.#reading = true;
-    this.#conn.read(this.#buf).then(
+    this.#conn.read(target).then(
       (n) => this.#settle(n),
       (err) => this.#settle(err instanceof Error ? err : new Error(String(err))),
     );
@@ -192,17 +282,30 @@ export class Connection implements Selectable {
     // #reading stays true until onReadable() took the result: a read armed before that (by a
     // write finishing, resume() or end()) would overwrite the unread buffer and result.
     this.#readResult = result;
+    this.#settled = true;
+    // Bytes nobody wants yet stay put without waking the loop; resume() or a drain hands them on.
+    if (typeof result === "number" && !this.#open()) return;
     this.#selector.ready(this);
   }
 
   async #flush(): Promise<void> {
     this.#writing = true;
+    const mark = this.#options.highWaterMark;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const chunk = this.#takeQueue();
         let off = 0;
         while (off < chunk.byteLength) {
-          off += await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
+          const n = await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
+          if (this.#closed) return;
+          off += n;
+          this.#unsent -= n;
+          this.#written += n;
+          if (this.#over && this.#unsent <= mark) {
+            this.#over = false;
+            this.handler?.onDrain?.();
+            this.#wake();
+          }
         }
       }
     } catch {
@@ -212,7 +315,6 @@ export class Connection implements Selectable {
     }
     this.#writing = false;
     for (const resolve of this.#drained.splice(0)) resolve();
-    if (!this.#paused) this.#arm();
   }
 
   #takeQueue(): Uint8Array {

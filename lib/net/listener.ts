@@ -15,7 +15,7 @@ export interface ListenerCallbacks {
   onConnection(conn: Connection): void;
   /** A connection refused for a limit; it gets `refusal` and is closed. */
   onRefused?(reason: "max_conns" | "max_conns_per_ip", remoteAddr: string): void;
-  /** An accept error that is not the listener closing (e.g. EMFILE). */
+  /** An accept error that is not the listener closing (e.g. EMFILE); accepting goes on. */
   onAcceptError?(error: Error): void;
 }
 
@@ -26,7 +26,8 @@ const MAX_BACKOFF_MS = 1000;
 
 /**
  * The accept loop as a selectable: one pending `accept()`; over a limit the new connection gets
- * a prepared 503 and is closed. Transient accept errors (EMFILE, ENFILE) back off exponentially.
+ * a prepared 503 and is closed. Accept errors (EMFILE, ENFILE, ...) are reported and retried
+ * with an exponential back-off until `close()`.
  */
 export class Listener implements Selectable {
   #listener: Deno.Listener;
@@ -97,10 +98,9 @@ export class Listener implements Selectable {
       return;
     }
     if (result instanceof Error) {
-      if (result instanceof Deno.errors.BadResource || result instanceof Deno.errors.Interrupted) {
-        this.close();
-        return;
-      }
+      // Only our own close() ends the loop (checked above); any other error, BadResource and
+      // Interrupted included, is reported and retried, or the server would stop accepting
+      // without a word while it looks healthy.
       this.#callbacks.onAcceptError?.(result);
       // Out of descriptors or similar: wait before trying again instead of spinning.
       this.#backoff = Math.min(Math.max(this.#backoff * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);

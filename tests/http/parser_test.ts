@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { HttpError } from "../../lib/http/errors.ts";
 import {
   DEFAULT_LIMITS,
+  MAX_QUEUED_STEPS,
   parseContentLength,
   type ParsedRequest,
   type ParserLimits,
@@ -296,6 +297,22 @@ const CASES: Case[] = [
     input: `GET /caf\xe9 HTTP/1.1\r\n${HOST}\r\n`,
     expect: bad("bad_request_line"),
   },
+  // Issue 14: "#" starts a fragment, which no request-target may carry (RFC 9112 §3.2).
+  {
+    name: "rejects '#' in an origin-form target",
+    input: `GET /a#b HTTP/1.1\r\n${HOST}\r\n`,
+    expect: bad("bad_request_line"),
+  },
+  {
+    name: "rejects '#' in an absolute-form target",
+    input: `GET http://a#/healthz HTTP/1.1\r\n${HOST}\r\n`,
+    expect: bad("bad_request_line"),
+  },
+  {
+    name: "keeps an absolute-form target whose authority ends at '?' as sent",
+    input: `GET http://a?/healthz HTTP/1.1\r\n${HOST}\r\n`,
+    expect: { target: "http://a?/healthz" },
+  },
   {
     name: "rejects a target longer than maxTarget with 414",
     input: `GET /123456789 HTTP/1.1\r\n${HOST}\r\n`,
@@ -535,6 +552,22 @@ const CASES: Case[] = [
     input: `${POST}Content-Length: 005\r\n\r\nhello`,
     expect: { contentLength: 5, body: "hello" },
   },
+  // Issue 14: 1*DIGIT has no length limit; only the digits after the zeros count.
+  {
+    name: "accepts a Content-Length of sixteen digits with leading zeros",
+    input: `${POST}Content-Length: 0000000000000001\r\n\r\nx`,
+    expect: { contentLength: 1, body: "x" },
+  },
+  {
+    name: "accepts a zero Content-Length written with twenty zeros",
+    input: `${POST}Content-Length: 00000000000000000000\r\n\r\n`,
+    expect: { contentLength: 0, body: "" },
+  },
+  {
+    name: "rejects sixteen significant Content-Length digits behind leading zeros",
+    input: `${POST}Content-Length: 0001234567890123456\r\n\r\nx`,
+    expect: bad("invalid_content_length"),
+  },
   {
     name: "rejects a list of differing Content-Length values",
     input: `${POST}Content-Length: 5, 10\r\n\r\nhello`,
@@ -626,6 +659,33 @@ const CASES: Case[] = [
     input: `${POST}Transfer-Encoding:\r\n\r\n`,
     expect: bad("invalid_transfer_encoding"),
   },
+  // Issue 14: U+00A0 is neither tchar nor OWS; trimming it would read the coding as chunked
+  // where a front end does not, and the two would split the stream differently (smuggling).
+  {
+    name: "rejects Transfer-Encoding chunked followed by a no-break space",
+    input: `${POST}Transfer-Encoding: chunked\xa0\r\n\r\n0\r\n\r\n`,
+    expect: bad("invalid_transfer_encoding"),
+  },
+  {
+    name: "rejects Transfer-Encoding chunked preceded by a no-break space",
+    input: `${POST}Transfer-Encoding: \xa0chunked\r\n\r\n0\r\n\r\n`,
+    expect: bad("invalid_transfer_encoding"),
+  },
+  {
+    name: "rejects a no-break space between a coding and its parameters",
+    input: `${POST}Transfer-Encoding: gzip\xa0;q=1, chunked\r\n\r\n0\r\n\r\n`,
+    expect: bad("invalid_transfer_encoding"),
+  },
+  {
+    name: "rejects a list element that is only a no-break space",
+    input: `${POST}Transfer-Encoding: chunked,\xa0\r\n\r\n0\r\n\r\n`,
+    expect: bad("invalid_transfer_encoding"),
+  },
+  {
+    name: "accepts tabs and spaces around transfer codings and empty list elements",
+    input: `${POST}Transfer-Encoding: ,\tchunked \t,\r\n\r\n2\r\nhi\r\n0\r\n\r\n`,
+    expect: { bodyKind: "chunked", body: "hi" },
+  },
   {
     name: "rejects parameters on chunked",
     input: `${POST}Transfer-Encoding: chunked;q=1\r\n\r\n`,
@@ -684,9 +744,20 @@ const CASES: Case[] = [
     expect: bad("invalid_chunk"),
   },
   {
-    name: "rejects a chunk size of more than 12 hex digits",
-    input: `${CHUNKED}0000000000005\r\nhello\r\n0\r\n\r\n`,
+    name: "rejects a chunk size of more than 12 significant hex digits",
+    input: `${CHUNKED}1000000000005\r\nhello\r\n0\r\n\r\n`,
     expect: bad("invalid_chunk"),
+  },
+  // Issue 14: 1*HEXDIG has no length limit; only the digits after the zeros count.
+  {
+    name: "accepts a chunk size of thirteen digits with leading zeros",
+    input: `${CHUNKED}0000000000005\r\nhello\r\n0\r\n\r\n`,
+    expect: { body: "hello" },
+  },
+  {
+    name: "accepts a last chunk written with twenty zeros",
+    input: `${CHUNKED}2\r\nhi\r\n00000000000000000000\r\n\r\n`,
+    expect: { body: "hi" },
   },
   {
     name: "rejects a chunk larger than maxBody with 413",
@@ -882,6 +953,58 @@ Deno.test("parser returns pipelined requests split across pushes", () => {
   }
 });
 
+Deno.test("parser holds at most MAX_QUEUED_STEPS results and keeps the rest of a push as bytes", () => {
+  const parser = new RequestParser();
+  const one = (i: number) => `GET /${i} HTTP/1.1\r\n${HOST}\r\n`;
+  let input = "";
+  for (let i = 0; i < 500; i++) input += one(i);
+  // One push of many small requests (the runaway pipeline of issue 11).
+  feed(parser, bytes(input + `POST /last HTTP/1.1\r\n${HOST}Content-Length: 5\r\n\r\nhel`));
+  assert.equal(parser.pending, MAX_QUEUED_STEPS);
+  assert.ok(parser.buffered > 0 && parser.buffered < input.length, `buffered ${parser.buffered}`);
+  const targets: string[] = [];
+  let most = 0;
+  for (;;) {
+    most = Math.max(most, parser.pending);
+    const step = parser.next();
+    if (step.kind === "incomplete") break;
+    assert.equal(step.kind === "request" || step.kind === "head", true, step.kind);
+    if (step.kind === "request") targets.push(step.request.target);
+  }
+  assert.ok(most <= MAX_QUEUED_STEPS + 1, `${most} results queued`);
+  assert.deepEqual(targets, Array.from({ length: 500 }, (_, i) => `/${i}`));
+  // The unfinished request after them goes on as usual.
+  feed(parser, bytes("lo"));
+  const last = parser.next();
+  assert.equal(last.kind === "request" && text(last.request.body), "hello");
+  assert.equal(parser.next().kind, "incomplete");
+});
+
+Deno.test("parser keeps later pushes behind held bytes and reports a held error in order", () => {
+  const parser = new RequestParser();
+  const get = `GET / HTTP/1.1\r\n${HOST}\r\n`;
+  feed(parser, bytes(get.repeat(MAX_QUEUED_STEPS + 3)));
+  feed(parser, bytes(`${get}BAD\r\n\r\n`));
+  assert.equal(parser.pending, MAX_QUEUED_STEPS);
+  const outcome: Outcome = { heads: [], requests: [], error: null };
+  drain(parser, outcome);
+  assert.equal(outcome.requests.length, MAX_QUEUED_STEPS + 4);
+  assert.equal(outcome.error?.code, "bad_request_line");
+});
+
+Deno.test("parser releases the buffer that grew for a large head once the head is parsed", () => {
+  const parser = new RequestParser();
+  const head = bytes(`GET / HTTP/1.1\r\n${HOST}X-Big: ${"b".repeat(15_000)}\r\n\r\n`);
+  // In reads of 2 KiB, as a connection's first reads are: the unfinished head is kept between.
+  for (let at = 0; at < head.length; at += 2048) {
+    feed(parser, head.subarray(at, Math.min(head.length, at + 2048)));
+    if (at + 2048 < head.length) assert.ok(parser.capacity >= at, `capacity ${parser.capacity}`);
+  }
+  assert.equal(parser.next().kind, "request");
+  assert.equal(parser.phase, "idle");
+  assert.ok(parser.capacity <= 1024, `capacity ${parser.capacity} after the request`);
+});
+
 Deno.test("parser emits a head step before a body that has not arrived", () => {
   const parser = new RequestParser();
   assert.equal(parser.phase, "idle");
@@ -1026,6 +1149,10 @@ const CONTENT_LENGTHS: [string, number | null][] = [
   ["5a", null],
   ["1e3", null],
   ["1234567890123456", null],
+  ["0000000000000001", 1],
+  ["00000000000000000000", 0],
+  ["000999999999999999", 999999999999999],
+  ["0001234567890123456", null],
 ];
 
 for (const [value, expected] of CONTENT_LENGTHS) {

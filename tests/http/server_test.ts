@@ -7,6 +7,7 @@ import { HttpServer, type HttpServerOptions } from "../../lib/http/server.ts";
 import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
 import { until, within } from "../net/_pair.ts";
 import {
+  bytes,
   exchange,
   ManualClock,
   parseAll,
@@ -26,6 +27,8 @@ class TestApp {
   readonly errors: unknown[] = [];
   /** Requests to /slow waiting for `release()`, oldest first. */
   readonly waiting: { req: HttpRequest; resolve: (res: HttpResponse) => void }[] = [];
+  /** Requests to /poll, which answer when their signal aborts. */
+  readonly polls: HttpRequest[] = [];
   calls = 0;
 
   constructor() {
@@ -48,6 +51,14 @@ class TestApp {
       .get("/empty", () => ({ status: STATUS.NoContent }))
       .get("/big", () => ({ status: STATUS.OK, body: BIG }))
       .get("/slow", (req) => new Promise((resolve) => this.waiting.push({ req, resolve })))
+      // A long poll: waits until the client goes away (its signal aborts), then answers.
+      .get("/poll", (req) =>
+        new Promise((resolve) => {
+          this.polls.push(req);
+          const answer = () => resolve(jsonResponse(STATUS.OK, { events: [] }));
+          if (req.signal.aborted) answer();
+          else req.signal.addEventListener("abort", answer, { once: true });
+        }))
       .get("/boom", () => {
         throw new Error("handler bug");
       })
@@ -185,6 +196,22 @@ Deno.test("server gives the handler method, path, query, version and peer addres
   });
 });
 
+Deno.test("server takes the client address from the last X-Forwarded-For entry, trimmed of OWS only", async () => {
+  await withApp({ trustProxy: true }, async ({ port }) => {
+    await withClient(port, async (client) => {
+      const addressOf = async (field: string) => {
+        await client.send(`GET /info HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: ${field}\r\n\r\n`);
+        return (json(await client.readResponse()) as { remoteAddr: string }).remoteAddr;
+      };
+      assert.equal(await addressOf("203.0.113.9, \t198.51.100.7 "), "198.51.100.7");
+      assert.equal(await addressOf("198.51.100.7"), "198.51.100.7");
+      // U+00A0 is a byte of the value, not whitespace: not the same client as 198.51.100.7.
+      assert.notEqual(await addressOf("198.51.100.7\xa0"), "198.51.100.7");
+      assert.equal(await addressOf(""), "127.0.0.1");
+    });
+  });
+});
+
 // --- Host and framing -----------------------------------------------------------------------
 
 Deno.test("server answers an HTTP/1.1 request without Host with 400 and closes", async () => {
@@ -235,6 +262,46 @@ Deno.test("server answers Content-Length with Transfer-Encoding with 400 and clo
     assert.equal(res.status, 400);
     assert.equal(errorCode(res), PARSE_ERROR.ConflictingLength);
     assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server answers a Transfer-Encoding disguised by a no-break space with 400 and never answers the request pipelined behind it", async () => {
+  await withApp({}, async ({ port, app }) => {
+    for (const coding of ["chunked\xa0", "\xa0chunked"]) {
+      // A front end that does not read this as chunked sees one request with an empty body and
+      // the GET as a second request; a server that did would answer the GET too.
+      const { text, closed } = await exchange(
+        port,
+        bytes(
+          `POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ${coding}\r\n\r\n0\r\n\r\n` +
+            "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+      );
+      assert.equal(closed, true, JSON.stringify(coding));
+      const responses = parseAll(text);
+      assert.deepEqual(responses.map((r) => r.status), [400], JSON.stringify(text));
+      assert.equal(errorCode(responses[0]!), PARSE_ERROR.InvalidTransferEncoding);
+    }
+    assert.equal(app.calls, 0);
+  });
+});
+
+Deno.test("server takes the path of an absolute-form target only from before its query", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      // RFC 3986 §3.3: in http://h:1?/info the path is empty ("/") and "/info" is the query.
+      await client.send("GET http://h:1?/info HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      const res = await client.readResponse();
+      assert.equal(res.status, 404);
+      assert.match((json(res) as { error: { message: string } }).error.message, /at \/$/);
+      await client.send("GET http://h:1/info?next=/x HTTP/1.1\r\nHost: h:1\r\n\r\n");
+      const info = json(await client.readResponse()) as { path: string; query: unknown };
+      assert.equal(info.path, "/info");
+      assert.deepEqual(info.query, { next: "/x" });
+    });
+    const fragment = await oneAndClose(port, "GET http://h:1#/info HTTP/1.1\r\nHost: h:1\r\n\r\n");
+    assert.equal(fragment.status, 400);
+    assert.equal(errorCode(fragment), PARSE_ERROR.BadRequestLine);
   });
 });
 
@@ -574,14 +641,165 @@ Deno.test("server holds a fast pipelined response until the long poll before it 
         "GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n" +
           "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nlast",
       );
-      // Both later requests are handled at once, but their answers wait for the poll's.
+      // The GET behind the poll is handled at once, but its answer waits for the poll's; the
+      // POST (not safe) starts only once both were answered.
       assert.equal(await client.quiet(100), true);
-      assert.equal(app.calls, 3);
+      assert.equal(app.calls, 2);
       app.release("polled");
       assert.deepEqual(json(await client.readResponse()), { body: "polled" });
       assert.deepEqual(json(await client.readResponse()), { hello: "world" });
       assert.equal((await client.readResponse()).body, "last");
     });
+  });
+});
+
+/** A handler whose every request waits until the test finishes it by name, recording the order. */
+class Gates {
+  readonly log: string[] = [];
+  readonly #open = new Map<string, () => void>();
+
+  handler = (req: HttpRequest): Promise<HttpResponse> => {
+    const name = req.path.slice(1);
+    this.log.push(`start ${req.method} ${name}`);
+    return new Promise((resolve) => {
+      this.#open.set(name, () => {
+        this.log.push(`finish ${name}`);
+        resolve(jsonResponse(STATUS.OK, { name }));
+      });
+    });
+  };
+
+  /** Names of the requests started, in order. */
+  get started(): string[] {
+    return this.log.filter((e) => e.startsWith("start")).map((e) => e.split(" ")[2]!);
+  }
+
+  /** Answers the request named `name`. */
+  finish(name: string): void {
+    const open = this.#open.get(name);
+    if (!open) throw new Error(`${name} has not started`);
+    this.#open.delete(name);
+    open();
+  }
+}
+
+/** Lets every pending promise reaction (a handler's answer reaching the connection) run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+Deno.test("server starts a pipelined unsafe request only after every request before it was answered, and nothing after it before it was", async () => {
+  const gates = new Gates();
+  await withHttpServer(gates.handler, {}, async (_server, port) => {
+    await withClient(port, async (client) => {
+      const requests = [
+        ["GET", "a"],
+        ["GET", "b"],
+        ["POST", "c"],
+        ["GET", "d"],
+        [
+          "DELETE",
+          "e",
+        ],
+        ["PUT", "f"],
+        ["HEAD", "g"],
+        ["OPTIONS", "h"],
+      ];
+      await client.send(
+        requests.map(([method, name]) =>
+          `${method} /${name} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n`
+        ).join(""),
+      );
+      const startedAfter = async (n: number) => {
+        await until(() => gates.started.length >= n, 2000, `${n} requests to start`);
+        await settle();
+        return gates.started;
+      };
+      // Safe requests in a row run side by side (a long poll does not hold up /healthz).
+      assert.deepEqual(await startedAfter(2), ["a", "b"]);
+      // b answered, a not yet: the POST still waits.
+      gates.finish("b");
+      await settle();
+      assert.deepEqual(gates.started, ["a", "b"]);
+      gates.finish("a");
+      // Nothing after the POST starts before it was answered, a safe GET included.
+      assert.deepEqual(await startedAfter(3), ["a", "b", "c"]);
+      gates.finish("c");
+      assert.deepEqual(await startedAfter(4), ["a", "b", "c", "d"]);
+      gates.finish("d");
+      assert.deepEqual(await startedAfter(5), ["a", "b", "c", "d", "e"]);
+      gates.finish("e");
+      // Two unsafe requests in a row: one at a time.
+      assert.deepEqual(await startedAfter(6), ["a", "b", "c", "d", "e", "f"]);
+      gates.finish("f");
+      assert.deepEqual(await startedAfter(8), ["a", "b", "c", "d", "e", "f", "g", "h"]);
+      gates.finish("h");
+      gates.finish("g");
+      const names: string[] = [];
+      for (const [method] of requests) {
+        const res = await client.readResponse({ head: method === "HEAD" });
+        names.push(method === "HEAD" ? "g" : (json(res) as { name: string }).name);
+      }
+      assert.deepEqual(names, ["a", "b", "c", "d", "e", "f", "g", "h"]);
+      assert.deepEqual(gates.log, [
+        "start GET a",
+        "start GET b",
+        "finish b",
+        "finish a",
+        "start POST c",
+        "finish c",
+        "start GET d",
+        "finish d",
+        "start DELETE e",
+        "finish e",
+        "start PUT f",
+        "finish f",
+        "start HEAD g",
+        "start OPTIONS h",
+        "finish h",
+        "finish g",
+      ]);
+    });
+  });
+});
+
+Deno.test("server answers every complete request received before a half-close, waiting polls included", async () => {
+  await withApp({}, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      const hello = "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n";
+      const poll = "GET /poll HTTP/1.1\r\nHost: a\r\n\r\n";
+      await client.send(poll + hello.repeat(15) + poll + hello.repeat(20));
+      await client.conn.closeWrite();
+      const responses = parseAll(await client.readAll(5000));
+      assert.equal(client.eof, true, "the server closes once everything is answered");
+      assert.equal(responses.length, 37);
+      assert.ok(responses.every((r) => r.status === 200));
+      // The polls were answered early (their signals aborted), in their places.
+      assert.deepEqual(json(responses[0]!), { events: [] });
+      assert.deepEqual(json(responses[16]!), { events: [] });
+      assert.deepEqual(json(responses[36]!), { hello: "world" });
+      assert.equal(app.polls.length, 2);
+    });
+  });
+});
+
+Deno.test("server aborts a waiting poll at once when the client goes away with requests pipelined behind it", async () => {
+  await withApp({}, async ({ port, app }) => {
+    const client = await RawClient.connect(port);
+    try {
+      await client.send(
+        "GET /poll HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n".repeat(25),
+      );
+      await until(() => app.polls.length === 1, 2000, "the poll to reach the handler");
+      const signal = app.polls[0]!.signal;
+      const aborted = new Promise((resolve) => signal.addEventListener("abort", resolve));
+      await client.close();
+      // Reading is paused (the pipeline is full behind the poll), yet the close is seen.
+      assert.notEqual(await within(aborted, 2000), "timeout", "the poll's signal aborts");
+    } finally {
+      await client.close();
+    }
   });
 });
 
@@ -695,6 +913,36 @@ Deno.test("server does not time out a connection whose long poll is waiting", as
       // The idle clock starts when the poll is answered.
       server.sweep();
       assert.equal(await client.quiet(20), true);
+    });
+  });
+});
+
+Deno.test("server answers nothing more on a connection while its unsent output is over maxUnsent", async () => {
+  await withApp({ maxUnsent: 64 * 1024 }, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      // 6 × 8 MB of answers to a client that does not read: more than socket buffers hold.
+      await client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n".repeat(6));
+      await until(() => app.calls > 0, 2000, "the first request");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.ok(app.calls <= 2, `${app.calls} answers made for a client that reads none`);
+    });
+  });
+});
+
+Deno.test("server closes a connection whose output makes no progress within the write timeout", async () => {
+  await withApp({ timeouts: { ...TIMEOUTS, write: 30 } }, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      // Far more than loopback socket buffers hold, and never read.
+      await client.send("GET /big HTTP/1.1\r\nHost: a\r\n\r\n".repeat(4));
+      await until(() => server.connections === 1, 2000, "the connection");
+      // Sweeps 30 s apart (by the injected clock) until one finds the output stuck since the last.
+      for (let i = 0; i < 200 && server.connections > 0; i++) {
+        server.sweep();
+        clock.advance(30_000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(server.connections, 0);
+      assert.equal(server.stats.writeTimeouts, 1);
     });
   });
 });

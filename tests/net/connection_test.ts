@@ -22,6 +22,7 @@ const decoder = new TextDecoder();
 /** A handler that records what the connection reports. */
 class Recorder implements ConnectionHandler {
   chunks: Uint8Array[] = [];
+  onDrain?: () => void;
   ends = 0;
   closes = 0;
   onData(bytes: Uint8Array): void {
@@ -159,30 +160,93 @@ Deno.test("connection coalesces writes queued in one tick into one socket write"
   }
 });
 
-Deno.test("connection stops reading while its write queue is above the high-water mark", async () => {
-  const { selector, conn, handler, client, done } = await setup({ highWaterMark: 1024 });
+/** A socket whose writes wait until `open()`, like one to a client that does not read. */
+function gatedWrites(conn: Deno.TcpConn): { conn: Deno.TcpConn; open(): void; writes: number } {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const state = {
+    writes: 0,
+    open: () => release(),
+    conn: new Proxy(conn, {
+      get(target, prop) {
+        if (prop === "write") {
+          return async (p: Uint8Array) => {
+            state.writes++;
+            await gate;
+            return await target.write(p);
+          };
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }),
+  };
+  return state;
+}
+
+Deno.test("connection counts the chunk stuck in an unfinished write as unsent", async () => {
+  let gated: ReturnType<typeof gatedWrites> | null = null;
+  const { conn, client, done } = await setup({}, (c) => (gated = gatedWrites(c)).conn);
   try {
-    // More than loopback socket buffers hold, so the writer blocks on the unread peer.
-    const big = new Uint8Array(32 << 20).fill(120);
-    conn.write(big);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    conn.write(new Uint8Array(4096).fill(121));
-    assert.equal(conn.writableLength, 4096);
-    // The read armed before the queue grew still completes once.
+    conn.write(new Uint8Array(100).fill(97));
+    await until(() => gated!.writes === 1, 2000, "the write to start");
+    // Taken off the queue, but not written: still ours, still memory.
+    assert.equal(conn.writableLength, 100);
+    assert.equal(conn.bytesWritten, 0);
+    gated!.open();
+    await conn.drained();
+    assert.equal(conn.writableLength, 0);
+    assert.equal(conn.bytesWritten, 100);
+    assert.equal((await readExactly(client, 100)).byteLength, 100);
+  } finally {
+    gated!.open();
+    await done();
+  }
+});
+
+Deno.test("connection holds input back while its unsent output, the stuck chunk included, is above the high-water mark", async () => {
+  let gated: ReturnType<typeof gatedWrites> | null = null;
+  const { selector, conn, handler, client, done } = await setup(
+    { highWaterMark: 1024 },
+    (c) => (gated = gatedWrites(c)).conn,
+  );
+  let drains = 0;
+  handler.onDrain = () => drains++;
+  try {
+    conn.write(new Uint8Array(4096).fill(120));
+    await until(() => gated!.writes === 1, 2000, "the write to start");
+    assert.equal(conn.needsDrain, true);
     await client.write(encoder.encode("one"));
-    for (const m of await selector.select()) m.onReadable();
-    assert.equal(handler.text, "one");
-    // Then no read is pending: new input waits until the peer takes what we wrote.
-    await client.write(encoder.encode("two"));
+    // The read is taken, but its bytes wait: nothing reaches the handler, nothing is ready.
     const waiting = selector.select();
     assert.equal(await within(waiting, 100), "timeout");
-    assert.equal(handler.text, "one");
-    const drained = conn.drained();
-    const all = await readExactly(client, big.byteLength + 4096);
-    assert.equal(all[all.byteLength - 1], 121);
-    await drained;
+    assert.equal(handler.text, "");
+    assert.equal(drains, 0);
+    gated!.open();
+    await readExactly(client, 4096);
+    await conn.drained();
+    assert.equal(drains, 1, "onDrain once the output fell to the mark");
+    assert.equal(conn.needsDrain, false);
     for (const m of await waiting) m.onReadable();
-    assert.equal(handler.text, "onetwo");
+    assert.equal(handler.text, "one");
+  } finally {
+    gated!.open();
+    await done();
+  }
+});
+
+Deno.test("connection calls onDrain only after its output went above the high-water mark", async () => {
+  const { conn, handler, client, done } = await setup({ highWaterMark: 1024 });
+  let drains = 0;
+  handler.onDrain = () => drains++;
+  try {
+    conn.write(new Uint8Array(1024));
+    await conn.drained();
+    await readExactly(client, 1024);
+    assert.equal(drains, 0);
+    conn.write(new Uint8Array(1025));
+    await conn.drained();
+    assert.equal(drains, 1);
   } finally {
     await done();
   }
@@ -195,15 +259,108 @@ Deno.test("connection pause() holds input back until resume()", async () => {
     for (const m of await selector.select()) m.onReadable();
     conn.pause();
     await client.write(encoder.encode("b"));
-    // The read re-armed before pause() completes, but no further read starts.
-    for (const m of await selector.select()) m.onReadable();
-    await client.write(encoder.encode("c"));
+    // The read armed before pause() completes, but its bytes wait for resume().
     const waiting = selector.select();
     assert.equal(await within(waiting, 50), "timeout");
-    assert.equal(handler.text, "ab");
+    assert.equal(handler.text, "a");
     conn.resume();
     for (const m of await waiting) m.onReadable();
-    assert.equal(handler.text, "abc");
+    assert.equal(handler.text, "ab");
+  } finally {
+    await done();
+  }
+});
+
+/** A recorder that pauses its connection on every read, as HttpConnection does when full. */
+async function setupPausing(options: ConnectionOptions = {}) {
+  const t = await setup(options);
+  const onData = t.handler.onData.bind(t.handler);
+  t.handler.onData = (bytes) => {
+    onData(bytes);
+    t.conn.pause();
+  };
+  return t;
+}
+
+Deno.test("connection reports the peer's EOF while paused", async () => {
+  const { selector, handler, client, done } = await setupPausing();
+  try {
+    await client.write(encoder.encode("a"));
+    for (const m of await selector.select()) m.onReadable();
+    assert.equal(handler.text, "a");
+    // Paused from inside onData: a waiting client's close must still be seen (issue 11).
+    await client.closeWrite();
+    const ready = await within(selector.select(), 2000);
+    assert.notEqual(ready, "timeout");
+    for (const m of ready as Connection[]) m.onReadable();
+    assert.equal(handler.ends, 1);
+    assert.equal(handler.text, "a");
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("connection reads at most one small chunk while paused and the rest after resume()", async () => {
+  const { selector, conn, handler, client, done } = await setupPausing({ initialBuffer: 8192 });
+  try {
+    await client.write(encoder.encode("a"));
+    for (const m of await selector.select()) m.onReadable();
+    const payload = new Uint8Array(64 << 10).map((_, i) => 65 + (i % 26));
+    await client.write(payload);
+    const waiting = selector.select();
+    assert.equal(await within(waiting, 50), "timeout", "nothing delivered while paused");
+    handler.onData = (bytes) => handler.chunks.push(bytes.slice());
+    conn.resume();
+    for (const m of await waiting) m.onReadable();
+    while (handler.chunks.reduce((n, c) => n + c.byteLength, 0) < payload.byteLength + 1) {
+      for (const m of await selector.select()) m.onReadable();
+    }
+    const sizes = handler.chunks.map((c) => c.byteLength);
+    assert.ok(sizes[1]! <= 512, `the read held while paused took ${sizes[1]} bytes`);
+    assert.ok(sizes[2]! > 512, `the reads after resume() use the whole buffer: ${sizes}`);
+    assert.deepEqual(concat(handler.chunks.slice(1)), payload);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("connection does not read again after the peer's EOF", async () => {
+  const { selector, conn, handler, client, done } = await setup();
+  try {
+    await client.closeWrite();
+    for (const m of await selector.select()) m.onReadable();
+    assert.equal(handler.ends, 1);
+    conn.pause();
+    conn.resume();
+    assert.equal(await within(selector.select(), 50), "timeout");
+    assert.equal(handler.ends, 1);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("connection shrinks its read buffer back when asked, from the next read on", async () => {
+  const { selector, conn, handler, client, done } = await setup({
+    initialBuffer: 16,
+    maxBuffer: 64,
+  });
+  try {
+    await client.write(new Uint8Array(300).fill(66));
+    while (handler.chunks.reduce((n, c) => n + c.byteLength, 0) < 300) {
+      for (const m of await selector.select()) m.onReadable();
+    }
+    assert.equal(conn.readBufferSize, 64);
+    // Asked from onData, as HttpConnection does once a request is parsed.
+    handler.onData = (bytes) => {
+      handler.chunks.push(bytes.slice());
+      conn.shrinkBuffer();
+    };
+    await client.write(encoder.encode("x"));
+    for (const m of await selector.select()) m.onReadable();
+    assert.equal(conn.readBufferSize, 16);
+    await client.write(encoder.encode("y"));
+    for (const m of await selector.select()) m.onReadable();
+    assert.equal(handler.chunks.at(-1)?.[0], 121);
   } finally {
     await done();
   }
@@ -288,6 +445,32 @@ Deno.test("connection end() lingers so the peer gets the last bytes although it 
     pair.client.close();
     await until(() => conn.closed, 2000, "the server side to close after the peer did");
     assert.equal(closes, 1);
+  } finally {
+    conn.close();
+    closeQuietly(pair.client);
+    selector.close();
+    await loop;
+  }
+});
+
+Deno.test("connection end() sends everything queued although the peer half-closes meanwhile", async () => {
+  const pair = await tcpPair();
+  const selector = new Selector();
+  const conn = new Connection(pair.server, selector);
+  conn.handler = { onData() {}, onEnd() {}, onClose() {} };
+  conn.start();
+  const loop = runLoop(selector);
+  try {
+    const big = new Uint8Array(8 << 20).fill(122);
+    conn.write(big);
+    conn.end();
+    // The EOF arrives while the answer is still being written: it must not cut it short.
+    await pair.client.closeWrite();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const received = await within(readToEnd(pair.client), 5000);
+    assert.notEqual(received, "timeout");
+    assert.equal((received as Uint8Array).byteLength, big.byteLength);
+    await until(() => conn.closed, 2000, "the close after the drain");
   } finally {
     conn.close();
     closeQuietly(pair.client);

@@ -187,3 +187,78 @@ Deno.test("listener keeps accepting after a connection callback throws", async (
     await loop;
   }
 });
+
+/** A real listener whose first accepts fail with `errors`, in order, before accepting. */
+function failingFirst(listener: Deno.Listener, errors: Error[]): Deno.Listener {
+  return new Proxy(listener, {
+    get(target, prop) {
+      if (prop === "accept") {
+        return () => {
+          const error = errors.shift();
+          return error ? Promise.reject(error) : target.accept();
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+Deno.test("listener reports every accept error and keeps accepting, BadResource and Interrupted included", async () => {
+  const selector = new Selector();
+  const accepted: Connection[] = [];
+  const reported: Error[] = [];
+  const errors = [
+    new Deno.errors.BadResource("Bad resource ID"),
+    new Deno.errors.Interrupted("operation interrupted"),
+    new Error("Too many open files (os error 24)"),
+  ];
+  const listener = new Listener(
+    failingFirst(Deno.listen({ hostname: "127.0.0.1", port: 0 }), [...errors]),
+    selector,
+    { maxConns: 10, maxConnsPerIp: 0 },
+    {
+      onConnection(conn) {
+        conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
+        accepted.push(conn);
+      },
+      onAcceptError: (error) => reported.push(error),
+    },
+    REFUSAL,
+  );
+  listener.start();
+  const loop = runLoop(selector);
+  let client: Deno.Conn | null = null;
+  try {
+    await until(() => reported.length === 3, 2000, "three reported accept errors");
+    assert.deepEqual(reported, errors);
+    client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    await until(() => accepted.length === 1, 2000, "a connection accepted after the errors");
+  } finally {
+    listener.close();
+    for (const conn of accepted) conn.close();
+    if (client) closeQuietly(client);
+    selector.close();
+    await loop;
+  }
+});
+
+Deno.test("listener reports no accept error once it is closed", async () => {
+  const selector = new Selector();
+  const reported: Error[] = [];
+  const listener = new Listener(
+    Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+    selector,
+    { maxConns: 10, maxConnsPerIp: 0 },
+    { onConnection() {}, onAcceptError: (error) => reported.push(error) },
+    REFUSAL,
+  );
+  listener.start();
+  const loop = runLoop(selector);
+  // The pending accept fails with BadResource when the socket closes under it.
+  listener.close();
+  await loop;
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(reported, []);
+  selector.close();
+});
