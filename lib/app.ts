@@ -147,6 +147,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           delivered: store.counters.delivered,
           responses: server?.stats.responses ?? [],
           refusedConnections: server?.stats.refused ?? 0,
+          writeTimeouts: server?.stats.writeTimeouts ?? 0,
           storeErrors: store.health.errors,
           storeHealthy: store.health.ok ? 1 : 0,
         };
@@ -161,7 +162,9 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         header: config.headerTimeout,
         body: config.bodyTimeout,
         idle: config.idleTimeout,
+        write: config.writeTimeout,
       },
+      maxUnsent: config.maxUnsent,
       maxConns: config.maxConns,
       maxConnsPerIp: config.maxConnsPerIp,
       trustProxy: config.trustProxy,

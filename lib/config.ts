@@ -25,6 +25,10 @@ export interface Config {
   headerTimeout: number;
   bodyTimeout: number;
   idleTimeout: number;
+  /** Seconds a connection's output may make no progress before it is closed. */
+  writeTimeout: number;
+  /** Unsent bytes per connection above which it is no longer read or answered. */
+  maxUnsent: number;
   maxConns: number;
   maxConnsPerIp: number;
   presenceGrace: number;
@@ -70,6 +74,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   "header-timeout": { default: "10", arg: "S", help: "seconds to receive a request's headers" },
   "body-timeout": { default: "30", arg: "S", help: "seconds to receive a request's body" },
   "idle-timeout": { default: "75", arg: "S", help: "seconds a keep-alive connection may idle" },
+  "write-timeout": {
+    default: "30",
+    arg: "S",
+    help: "seconds a client may read none of its answers before it is cut off",
+  },
+  "max-unsent": {
+    default: "65536",
+    arg: "BYTES",
+    help: "unsent answer bytes per connection above which it is not read or answered",
+  },
   "max-conns": { default: "10000", arg: "N", help: "open connections (503 above)" },
   "max-conns-per-ip": {
     default: "0",
@@ -165,6 +179,8 @@ export function parseCommand(args: string[]): Command {
     headerTimeout: seconds("header-timeout", get("header-timeout")),
     bodyTimeout: seconds("body-timeout", get("body-timeout")),
     idleTimeout: seconds("idle-timeout", get("idle-timeout")),
+    writeTimeout: seconds("write-timeout", get("write-timeout")),
+    maxUnsent: integer("max-unsent", get("max-unsent"), 1024, 64 * 1024 * 1024),
     maxConns: integer("max-conns", get("max-conns"), 1, 1_000_000),
     maxConnsPerIp: integer("max-conns-per-ip", get("max-conns-per-ip"), 0, 1_000_000),
     presenceGrace: seconds("presence-grace", get("presence-grace")),

@@ -9,6 +9,8 @@ export interface MetricValues {
   /** Responses by status class: index 1 = 1xx … 5 = 5xx. */
   responses: readonly number[];
   refusedConnections: number;
+  /** Connections closed because their output made no progress within --write-timeout. */
+  writeTimeouts: number;
   /** Store calls that failed or stalled since start. */
   storeErrors: number;
   /** 1 while the store works, else 0. */
@@ -39,6 +41,9 @@ export function renderMetrics(v: MetricValues): string {
     "# HELP parley_connections_refused_total Connections refused over a connection limit.",
     "# TYPE parley_connections_refused_total counter",
     `parley_connections_refused_total ${v.refusedConnections}`,
+    "# HELP parley_write_timeouts_total Connections closed for reading none of their answers in time.",
+    "# TYPE parley_write_timeouts_total counter",
+    `parley_write_timeouts_total ${v.writeTimeouts}`,
     "# HELP parley_store_errors_total Store calls that failed or did not finish in time.",
     "# TYPE parley_store_errors_total counter",
     `parley_store_errors_total ${v.storeErrors}`,

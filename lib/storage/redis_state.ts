@@ -15,12 +15,7 @@ import {
   type StoredEvent,
   storedEvent,
 } from "./event_log.ts";
-import {
-  RedisClient,
-  type RedisOptions,
-  RedisReplyError,
-  type RespReply,
-} from "./redis_client.ts";
+import { RedisClient, type RedisOptions, RedisReplyError, type RespReply } from "./redis_client.ts";
 import { RedisSubscriber } from "./redis_subscriber.ts";
 import {
   type BackendHealth,
@@ -86,7 +81,10 @@ export class RedisState implements SharedState {
       // Whatever was published while the subscription was away is in the streams: re-read.
       onSubscribed: () => this.#listener?.resync(),
     });
-    this.#client.on("down", (error) => this.#listener?.health({ ok: false, reason: error.message }));
+    this.#client.on(
+      "down",
+      (error) => this.#listener?.health({ ok: false, reason: error.message }),
+    );
     this.#client.on("up", () => {
       this.#listener?.health({ ok: true });
       this.#listener?.resync();
@@ -185,7 +183,12 @@ export class RedisState implements SharedState {
     await this.#call("parley_leave", [id, room, now]);
   }
 
-  async members(id: string, room: string, after: string | null, limit: number): Promise<MembersPage> {
+  async members(
+    id: string,
+    room: string,
+    after: string | null,
+    limit: number,
+  ): Promise<MembersPage> {
     const [list] = await this.#call("parley_members", [id, room, after ?? "", limit]);
     const nicks = strings(list);
     if (nicks.length <= limit) return { members: nicks };
@@ -282,7 +285,10 @@ export class RedisState implements SharedState {
       by: session.nick,
       createdAt: now,
     };
-    const stored = JSON.stringify({ ...ban, ...(request.key !== undefined ? { key: request.key } : {}) });
+    const stored = JSON.stringify({
+      ...ban,
+      ...(request.key !== undefined ? { key: request.key } : {}),
+    });
     await this.#call("parley_ban", [
       id,
       ban.id,
@@ -412,7 +418,11 @@ function strings(value: RespReply | undefined): string[] {
 }
 
 /** An event from its JSON without text, its text and its mark (`edited`, `deleted`). */
-function eventOf(raw: Record<string, unknown>, body: string | null, mark: string | null): StoredEvent {
+function eventOf(
+  raw: Record<string, unknown>,
+  body: string | null,
+  mark: string | null,
+): StoredEvent {
   const event = raw as unknown as StoredEvent;
   const full: Omit<StoredEvent, "id"> = { ...event, type: event.type as EventType };
   if (body !== null) full.text = body;

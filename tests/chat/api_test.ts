@@ -801,6 +801,9 @@ serverTest("metrics have every required series with HELP and TYPE", [], async (_
     ["parley_events_total", "counter"],
     ["parley_events_delivered_total", "counter"],
     ["parley_http_requests_total", "counter"],
+    ["parley_store_errors_total", "counter"],
+    ["parley_store_healthy", "gauge"],
+    ["parley_write_timeouts_total", "counter"],
   ];
   const lines = res.text.split("\n");
   for (const [name, type] of required) {
@@ -818,6 +821,9 @@ serverTest("metrics have every required series with HELP and TYPE", [], async (_
   assert.equal(m.get("parley_rooms"), 1);
   assert.equal(m.get("parley_events_total"), 3);
   assert.equal(m.get("parley_events_delivered_total"), 1);
+  assert.equal(m.get("parley_store_errors_total"), 0);
+  assert.equal(m.get("parley_store_healthy"), 1);
+  assert.equal(m.get("parley_write_timeouts_total"), 0);
   for (const cls of ["2xx", "3xx", "4xx", "5xx"]) {
     assert.ok(m.has(`parley_http_requests_total{class="${cls}"}`), `class ${cls}`);
   }
