@@ -544,7 +544,7 @@ export abstract class RedisLink {
     if (this.#state !== "up") return; // a connect attempt in progress fails and retries by itself
     this.#state = "down";
     for (const listener of this.#listeners.down) call(listener, error);
-    this.#scheduleReconnect();
+    if (this.#state === "down") this.#scheduleReconnect(); // a listener may have closed the link
   }
 
   /** Closes `wire` and fails everything waiting on it with `error`. */

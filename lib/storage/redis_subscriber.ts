@@ -157,7 +157,8 @@ export class RedisSubscriber extends RedisLink {
     this.#pingTimer = setTimeout(() => {
       this.#pingTimer = undefined;
       const pong = (reply: RespReply) => {
-        if (!Array.isArray(reply) || reply[0] !== "pong") {
+        // ["pong", ""] while subscribed; a plain PONG once everything was unsubscribed.
+        if (reply !== "PONG" && (!Array.isArray(reply) || reply[0] !== "pong")) {
           throw new RespProtocolError(`Redis answered PING with ${show(reply)}`);
         }
         this.#schedulePing();

@@ -359,3 +359,14 @@ Deno.test("a peer that never answers fails connect at the command deadline", asy
   );
   await serving;
 });
+
+redisTest("a down listener may close the client", async (server) => {
+  const client = await connect(server);
+  const closed = new Promise<void>((resolve) => {
+    client.on("down", () => client.close().then(resolve));
+  });
+  await server.stop();
+  await within(2000, "closed by the listener", closed);
+  assert.equal(client.state, "closed");
+  await assert.rejects(client.command("PING"), /is closed/);
+});

@@ -237,3 +237,21 @@ redisTest("a subscriber with a password logs in before it subscribes", async (se
     /^RedisConnectError: Cannot connect to Redis .*: WRONGPASS/,
   );
 }, { password: "pub sub" });
+
+redisTest(
+  "a subscriber with nothing subscribed stays connected through its PINGs",
+  async (server) => {
+    await using t = await setup(server, { channels: [], pingIntervalMs: 10 });
+    let downs = 0;
+    t.subscriber.on("down", () => downs++);
+    const pings = async () => {
+      const text = await server.cli("INFO", "commandstats");
+      return Number(/cmdstat_ping:calls=(\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const deadline = Date.now() + 3000;
+    while ((await pings()) < 5) assert.ok(Date.now() < deadline, "five PINGs within 3 s");
+    assert.equal(downs, 0);
+    assert.equal(t.subscriber.connected, true);
+    assert.equal(t.recorder.subscribed, 1);
+  },
+);
