@@ -53,6 +53,8 @@ const ZERO = 48;
 /** Digits a length or integer line may have: "-9223372036854775808" is 20. */
 const MAX_NUMBER_LINE = 21;
 const EMPTY = new Uint8Array(0);
+/** Buffers grown past this for one large command or reply are let go once it is done. */
+const KEEP_BUFFER_BYTES = 1024 * 1024;
 const utf8Decoder = new TextDecoder();
 
 /** An array being filled: how many elements it still waits for. */
@@ -123,7 +125,8 @@ export class RespDecoder {
       end = chunk.length;
     } else {
       this.#append(chunk);
-      data = this.#buf;
+      // A view ending at the data, so searches never run into stale bytes past it.
+      data = this.#buf.subarray(0, this.#end);
       pos = this.#start;
       end = this.#end;
     }
@@ -139,9 +142,12 @@ export class RespDecoder {
     }
     if (data === chunk) {
       if (pos < end) this.#keep(chunk, pos, end);
-    } else {
+    } else if (pos < end) {
       this.#start = pos;
-      if (pos === end) this.#start = this.#end = 0;
+    } else {
+      this.#start = this.#end = 0;
+      // A buffer grown for one large reply is not kept for the small ones after it.
+      if (this.#buf.length > KEEP_BUFFER_BYTES) this.#buf = EMPTY;
     }
   }
 
@@ -307,8 +313,6 @@ function typeName(type: number): string {
 }
 
 const utf8Encoder = new TextEncoder();
-/** Encoded commands larger than this are not kept as the encoder's buffer once written. */
-const KEEP_BUFFER_BYTES = 1024 * 1024;
 
 /**
  * Encodes commands (arrays of bulk strings) into a reusable buffer. Commands appended between two

@@ -133,6 +133,12 @@ redisTest("AUTH and SELECT run at connect: the client writes into its database",
   assert.equal(await server.cli("-n", "0", "EXISTS", "where"), "0");
   await using named = await connect(server, { username: "default", db: 3 });
   assert.equal(await named.command("GET", "where"), "db3");
+  // Both connections dropped by the server: the new ones log in and select again.
+  const ups = [next(client, "up"), next(named, "up")];
+  assert.equal(await server.cli("CLIENT", "KILL", "TYPE", "normal"), "2");
+  await within(3000, "both up again", Promise.all(ups));
+  assert.equal(await client.command("GET", "where"), "db3");
+  assert.equal(await named.command("GET", "where"), "db3");
 }, { password: "s3cret pass" });
 
 redisTest("a wrong or missing password fails connect with one readable line", async (server) => {
