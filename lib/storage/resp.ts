@@ -172,7 +172,10 @@ export class RespDecoder {
       let value: RespReply | undefined;
       switch (type) {
         case 43: // '+'
-          value = utf8Decoder.decode(data.subarray(pos + 1, lineEnd));
+          // "OK" answers most writes: no decoder call (and no new string) for it.
+          value = lineEnd === pos + 3 && data[pos + 1] === 79 && data[pos + 2] === 75
+            ? "OK"
+            : utf8Decoder.decode(data.subarray(pos + 1, lineEnd));
           break;
         case 45: // '-'
           value = new RespError(utf8Decoder.decode(data.subarray(pos + 1, lineEnd)));

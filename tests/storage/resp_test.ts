@@ -38,6 +38,7 @@ function splits(data: Uint8Array): [string, Uint8Array[]][] {
 const TABLE: [string, string, RespReply[]][] = [
   ["a simple string", "+OK\r\n", ["OK"]],
   ["an empty simple string", "+\r\n", [""]],
+  ["simple strings that start like OK", "+OKAY\r\n+O\r\n+Ok\r\n", ["OKAY", "O", "Ok"]],
   ["an error", "-ERR unknown command 'x'\r\n", [new RespError("ERR unknown command 'x'")]],
   ["zero", ":0\r\n", [0]],
   ["a negative integer", ":-12\r\n", [-12]],
