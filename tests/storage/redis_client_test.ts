@@ -170,9 +170,9 @@ redisTest(
     await using client = await connect(server, { commandTimeoutMs: 150 });
     const down = next(client, "down");
     const up = next(client, "up");
-    await server.cli("CLIENT", "PAUSE", "700", "ALL");
+    await server.cli("CLIENT", "PAUSE", "1500", "ALL");
     const inFlight = await within(
-      500,
+      1000,
       "timeouts",
       Promise.allSettled([
         client.command("INCR", "n"),

@@ -175,7 +175,7 @@ redisTest(
   async (server) => {
     await using t = await setup(server, { pingIntervalMs: 50, commandTimeoutMs: 150 });
     const down = new Promise<Error>((resolve) => t.subscriber.on("down", resolve));
-    await server.cli("CLIENT", "PAUSE", "600", "ALL");
+    await server.cli("CLIENT", "PAUSE", "1200", "ALL");
     const error = await within(2000, "down event", down);
     assert.match(error.message, /did not answer within 150 ms/);
     await t.recorder.subscribedReach(2);
