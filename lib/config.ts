@@ -5,7 +5,19 @@ import { parseRate, type Rate } from "./chat/rate_limiter.ts";
 export type StoreUrl =
   | { kind: "memory" }
   | { kind: "sqlite"; path: string }
-  | { kind: "redis"; hostname: string; port: number; db: number };
+  | {
+    kind: "redis";
+    /** `rediss://`: TLS via `Deno.connectTls`. */
+    tls: boolean;
+    /** A name or address; an IPv6 address without its brackets. */
+    hostname: string;
+    port: number;
+    db: number;
+    /** Set only when the URL has one (Redis 6 ACL users). */
+    username?: string;
+    /** Set only when the URL has one, percent-decoded. */
+    password?: string;
+  };
 
 /** Log levels, least to most severe. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
@@ -236,17 +248,76 @@ export function parseStoreUrl(text: string): StoreUrl {
     if (path === "") throw new ConfigError("--store sqlite: needs a path, e.g. sqlite:parley.db");
     return { kind: "sqlite", path };
   }
-  if (text.startsWith("redis://")) {
-    const match = /^redis:\/\/([^:/]+)(?::(\d+))?(?:\/(\d+))?$/.exec(text);
-    if (!match) throw new ConfigError(`--store ${text} is not redis://HOST:PORT[/DB]`);
-    return {
-      kind: "redis",
-      hostname: match[1]!,
-      port: integer("store port", match[2] ?? "6379", 1, 65535),
-      db: integer("store db", match[3] ?? "0", 0, 1_000_000),
-    };
-  }
+  if (text.startsWith("redis://") || text.startsWith("rediss://")) return parseRedisUrl(text);
   throw new ConfigError(`--store ${text} is not memory, sqlite:PATH or redis://HOST:PORT[/DB]`);
+}
+
+const REDIS_FORM = "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (or rediss:// for TLS)";
+
+/** `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`; errors never repeat the password. */
+function parseRedisUrl(text: string): StoreUrl {
+  const tls = text.startsWith("rediss://");
+  const scheme = tls ? "rediss://" : "redis://";
+  let rest = text.slice(scheme.length);
+  // The last "@" ends the credentials: a host never holds one, a pasted password might.
+  const at = rest.lastIndexOf("@");
+  const userinfo = at < 0 ? undefined : rest.slice(0, at);
+  rest = rest.slice(at + 1);
+  const shown = userinfo === undefined
+    ? text
+    : `${scheme}${userinfo.slice(0, Math.max(0, userinfo.indexOf(":")))}:***@${rest}`;
+  const fail = (why: string) => new ConfigError(`--store ${shown}: ${why}; expected ${REDIS_FORM}`);
+  const slash = rest.indexOf("/");
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? "" : rest.slice(slash + 1);
+  let hostname: string;
+  let portText: string | undefined;
+  if (authority.startsWith("[")) {
+    const close = authority.indexOf("]");
+    hostname = close < 0 ? "" : authority.slice(1, close);
+    if (close < 0 || !/^[0-9a-f]*:[0-9a-f:.]*$/i.test(hostname)) {
+      throw fail("an address in brackets must be an IPv6 address");
+    }
+    const after = authority.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) throw fail(`"${after}" after the address`);
+    portText = after === "" ? undefined : after.slice(1);
+  } else {
+    const colon = authority.indexOf(":");
+    if (colon >= 0 && authority.indexOf(":", colon + 1) >= 0) {
+      throw fail("an IPv6 address goes in brackets, as in redis://[::1]:6379");
+    }
+    hostname = colon < 0 ? authority : authority.slice(0, colon);
+    portText = colon < 0 ? undefined : authority.slice(colon + 1);
+    if (hostname === "") throw fail("the host is missing");
+    if (!/^[a-z0-9._-]+$/i.test(hostname)) {
+      throw fail(`"${hostname}" is not a host name or address`);
+    }
+  }
+  const port = portText === undefined ? 6379 : /^\d{1,5}$/.test(portText) ? Number(portText) : 0;
+  if (port < 1 || port > 65535) throw fail(`the port must be a number from 1 to 65535`);
+  const db = path === "" ? 0 : /^\d{1,7}$/.test(path) ? Number(path) : -1;
+  if (db < 0 || db > 1_000_000) {
+    throw fail("the database must be a number from 0 to 1000000, as in redis://HOST:6379/0");
+  }
+  const url: StoreUrl = { kind: "redis", tls, hostname, port, db };
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(":");
+    if (colon < 0) throw fail("put the password after a colon, as in redis://:PASSWORD@HOST");
+    const username = percentDecode(userinfo.slice(0, colon), "user name", fail);
+    const password = percentDecode(userinfo.slice(colon + 1), "password", fail);
+    if (password === "") throw fail("the password is empty");
+    if (username !== "") url.username = username;
+    url.password = password;
+  }
+  return url;
+}
+
+function percentDecode(text: string, what: string, fail: (why: string) => ConfigError): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw fail(`the ${what} has a malformed %-escape (write % as %25)`);
+  }
 }
 
 function integer(name: string, text: string, min: number, max: number): number {

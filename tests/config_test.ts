@@ -150,16 +150,86 @@ Deno.test("--store takes memory, sqlite:PATH and redis://HOST:PORT/DB", () => {
   });
   assert.deepEqual(parseStoreUrl("redis://cache:6380/2"), {
     kind: "redis",
+    tls: false,
     hostname: "cache",
     port: 6380,
     db: 2,
   });
   assert.deepEqual(parseStoreUrl("redis://cache"), {
     kind: "redis",
+    tls: false,
     hostname: "cache",
     port: 6379,
     db: 0,
   });
+});
+
+Deno.test("--store redis:// takes a password, a user, TLS, IPv6 in brackets and a trailing slash", () => {
+  const redis = (text: string) => parseStoreUrl(text) as Record<string, unknown>;
+  assert.deepEqual(redis("redis://:s3cret@10.0.0.7:6380/3"), {
+    kind: "redis",
+    tls: false,
+    hostname: "10.0.0.7",
+    port: 6380,
+    db: 3,
+    password: "s3cret",
+  });
+  assert.deepEqual(redis("rediss://alice:s%40cr%3Aet%25@cache.example"), {
+    kind: "redis",
+    tls: true,
+    hostname: "cache.example",
+    port: 6379,
+    db: 0,
+    username: "alice",
+    password: "s@cr:et%",
+  });
+  assert.equal(redis("redis://:p@ss@host").password, "p@ss", "the last @ ends the password");
+  assert.deepEqual(redis("redis://[::1]:7000/1"), {
+    kind: "redis",
+    tls: false,
+    hostname: "::1",
+    port: 7000,
+    db: 1,
+  });
+  assert.equal(redis("rediss://[2001:db8::a]").port, 6379);
+  assert.equal(redis("redis://127.0.0.1:6379/").db, 0);
+});
+
+Deno.test("a malformed --store redis:// URL is one ConfigError line that hides the password", () => {
+  const bad: [string, string][] = [
+    ["redis://", "host is missing"],
+    ["rediss://:6379", "host is missing"],
+    ["redis://::1:6379", "IPv6 address goes in brackets"],
+    ["redis://[::1", "must be an IPv6 address"],
+    ["redis://[cache]:6379", "must be an IPv6 address"],
+    ["redis://[::1]6379", `"6379" after the address`],
+    ["redis://ho st:6379", "not a host name"],
+    ["redis://host:", "port must be a number"],
+    ["redis://host:0", "port must be a number"],
+    ["redis://host:65536", "port must be a number"],
+    ["redis://host:6379?db=1", "port must be a number"],
+    ["redis://host/1000001", "database must be a number"],
+    ["redis://host:6379/x", "database must be a number"],
+    ["redis://host/0/1", "database must be a number"],
+    ["redis://host/-1", "database must be a number"],
+    ["redis://topsecret@host", "password after a colon"],
+    ["redis://:topsecret%zz@host", "malformed %-escape"],
+    ["redis://:@host", "password is empty"],
+    ["redis://:topsecret@[::1", "must be an IPv6 address"],
+    ["redis://alice:topsecret@host/db", "database must be a number"],
+  ];
+  for (const [url, reason] of bad) {
+    assert.throws(
+      () => parseStoreUrl(url),
+      (error: Error) => {
+        assert.ok(error instanceof ConfigError, url);
+        assert.ok(error.message.includes(reason), `${url}: ${error.message}`);
+        assert.ok(!error.message.includes("\n"), `${url}: one line`);
+        assert.ok(!error.message.includes("topsecret"), `${url}: ${error.message}`);
+        return true;
+      },
+    );
+  }
 });
 
 Deno.test("a lower --max-header alone lowers the default --max-target with it", () => {
