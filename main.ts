@@ -68,7 +68,13 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   // Only now: whoever waits for this line may stop us at once, and that must be a clean stop.
-  const store = config.store.kind === "sqlite" ? `sqlite:${config.store.path}` : config.store.kind;
+  const store = config.store.kind === "sqlite"
+    ? `sqlite:${config.store.path}`
+    : config.store.kind === "redis"
+    ? `${
+      config.store.tls ? "rediss" : "redis"
+    }://${config.store.hostname}:${config.store.port}/${config.store.db}`
+    : config.store.kind;
   logger.info(`parley ${VERSION} listening on ${app.url}`, { store });
   const code = await stopped.promise;
   Deno.removeSignalListener("SIGINT", onInt);

@@ -6,9 +6,10 @@ import { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static_files.ts";
 import type { HttpRequest, HttpResponse } from "./http/types.ts";
 import { Logger } from "./log.ts";
-import { type EventLog, StorageError } from "./storage/event_log.ts";
+import type { EventLog } from "./storage/event_log.ts";
 import { LocalState } from "./storage/local_state.ts";
 import { MemoryEventLog } from "./storage/memory_event_log.ts";
+import { RedisState } from "./storage/redis_state.ts";
 import type { SharedState } from "./storage/shared_state.ts";
 import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
 
@@ -60,8 +61,22 @@ export async function openState(
       case "sqlite":
         log = await SqliteEventLog.open(config.store.path, { history });
         break;
-      case "redis":
-        throw new StorageError("--store redis:// is not available in this version yet");
+      case "redis": {
+        const url = config.store;
+        return await RedisState.open({
+          prefix: config.redisPrefix,
+          history,
+          redis: {
+            hostname: url.hostname,
+            port: url.port,
+            tls: url.tls,
+            db: url.db,
+            ...(url.username !== undefined ? { username: url.username } : {}),
+            ...(url.password !== undefined ? { password: url.password } : {}),
+            ...(config.redisCaFile !== null ? { caFile: config.redisCaFile } : {}),
+          },
+        });
+      }
     }
   }
   try {

@@ -56,6 +56,10 @@ export interface Config {
   adminTokenFile: string | null;
   /** Minutes an author may edit a message; 0 = never. */
   editWindow: number;
+  /** Prefix of every Redis key and channel. */
+  redisPrefix: string;
+  /** Extra CA certificates (PEM file) for rediss://; null: the system's only. */
+  redisCaFile: string | null;
 }
 
 interface FlagSpec {
@@ -72,7 +76,17 @@ export const FLAGS: Record<string, FlagSpec> = {
   store: {
     default: "sqlite:parley.db",
     arg: "URL",
-    help: "memory or sqlite:PATH (redis://HOST:PORT[/DB] is parsed but not available yet)",
+    help: "memory, sqlite:PATH or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)",
+  },
+  "redis-prefix": {
+    default: "parley",
+    arg: "NAME",
+    help: "prefix of every Redis key and channel, so deployments can share one Redis",
+  },
+  "redis-ca-file": {
+    default: "",
+    arg: "FILE",
+    help: "PEM file of certificates to trust for rediss:// besides the system's",
   },
   history: { default: "1000", arg: "N", help: "events kept per room" },
   "max-message": { default: "2000", arg: "N", help: "characters in a message" },
@@ -205,6 +219,8 @@ export function parseCommand(args: string[]): Command {
     storeTimeout: seconds("store-timeout", get("store-timeout")),
     adminTokenFile: get("admin-token-file") === "" ? null : get("admin-token-file"),
     editWindow: integer("edit-window", get("edit-window"), 0, 525_600),
+    redisPrefix: redisPrefix(get("redis-prefix")),
+    redisCaFile: get("redis-ca-file") === "" ? null : get("redis-ca-file"),
   };
   if (config.maxTarget > config.maxHeader && values["max-target"] === undefined) {
     // Only the default is larger: a lower --max-header alone lowers the target limit with it.
@@ -334,6 +350,15 @@ function seconds(name: string, text: string): number {
     throw new ConfigError(`--${name} must be a positive number of seconds, not "${text}"`);
   }
   return n;
+}
+
+function redisPrefix(text: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(text)) {
+    throw new ConfigError(
+      `--redis-prefix must be 1 to 64 letters, digits, '_', '.' or '-', not "${text}"`,
+    );
+  }
+  return text;
 }
 
 function rate(name: string, text: string): Rate {

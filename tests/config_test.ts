@@ -42,6 +42,8 @@ Deno.test("parseCommand defaults equal DESIGN.md's configuration table", () => {
     storeTimeout: 5,
     adminTokenFile: null,
     editWindow: 15,
+    redisPrefix: "parley",
+    redisCaFile: null,
   });
 });
 
@@ -93,6 +95,10 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     "--admin-token-file",
     "/etc/parley/admin",
     "--edit-window=0",
+    "--redis-prefix",
+    "chat-2",
+    "--redis-ca-file",
+    "/etc/ssl/redis-ca.pem",
   ]);
   assert.deepEqual(config, {
     host: "127.0.0.1",
@@ -120,6 +126,8 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     storeTimeout: 2.5,
     adminTokenFile: "/etc/parley/admin",
     editWindow: 0,
+    redisPrefix: "chat-2",
+    redisCaFile: "/etc/ssl/redis-ca.pem",
   });
 });
 
@@ -254,6 +262,8 @@ Deno.test("every bad flag value is a ConfigError with one line naming the flag",
     [["--host", "::g"], "--host"],
     [["--host", "under_score"], "--host"],
     [["--store-timeout", "0"], "--store-timeout"],
+    [["--redis-prefix", "a:b"], "--redis-prefix"],
+    [["--redis-prefix", ""], "--redis-prefix"],
     [["--write-timeout", "0"], "--write-timeout"],
     [["--max-unsent", "100"], "--max-unsent"],
     [["--edit-window", "-1"], "--edit-window"],
@@ -342,6 +352,8 @@ Deno.test("the --help text lists every flag with its default", () => {
     "store-timeout": "5",
     "admin-token-file": "none",
     "edit-window": "15",
+    "redis-prefix": "parley",
+    "redis-ca-file": "none",
   };
   assert.deepEqual(
     Object.keys(FLAGS).sort(),

@@ -479,6 +479,15 @@ export class ChatStore {
     } catch (error) {
       this.#health.backend({ ok: false, reason: errorLine(error) });
     }
+    // Calls failed and none succeeded since (maybe no traffic comes, e.g. a load balancer took
+    // this instance out on its 503): a write of its own shows whether the store works again.
+    if (this.#health.failing && this.#stalled === 0) {
+      try {
+        await this.#call(() => this.#state.probe(this.#now()), WRITE);
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+      }
+    }
   }
 
   /** Answers 503 every store call that has run past `--store-timeout`. */

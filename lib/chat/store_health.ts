@@ -31,6 +31,11 @@ export class StoreHealth {
     return this.#errors;
   }
 
+  /** True while calls fail (or stall) and no write succeeded since. */
+  get failing(): boolean {
+    return this.#failing !== null;
+  }
+
   /** True while calls succeed and the backend reports no problem. */
   get ok(): boolean {
     return this.#failing === null && this.#backend.ok;

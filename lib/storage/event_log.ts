@@ -178,6 +178,8 @@ export interface Change {
   deleteSessions?: string[];
   putBans?: StoredBan[];
   deleteBans?: string[];
+  /** A small durable write with no other effect (the time), to prove writes work again. */
+  probe?: number;
 }
 
 /**

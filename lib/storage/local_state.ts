@@ -557,6 +557,10 @@ export class LocalState implements SharedState {
     this.#listener?.notice({ type: "typing", room, nick: session.nick, ts: now, session: id });
   }
 
+  async probe(now: number): Promise<void> {
+    await this.#commit({ probe: now });
+  }
+
   async checkHealth(): Promise<BackendHealth> {
     const problem = await this.#log.check?.();
     return problem ? { ok: false, reason: problem } : { ok: true };

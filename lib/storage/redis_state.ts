@@ -325,6 +325,10 @@ export class RedisState implements SharedState {
     await this.#call("parley_typing", [id, room, now]);
   }
 
+  async probe(now: number): Promise<void> {
+    await this.#client.command("SET", `${this.#prefix}:probe`, now);
+  }
+
   checkHealth(): Promise<BackendHealth> {
     if (this.#client.connected) return Promise.resolve({ ok: true });
     return Promise.resolve({

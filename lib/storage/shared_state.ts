@@ -258,6 +258,8 @@ export interface SharedState {
   /** A typing notice for the room's members' waiting polls (throttled, never stored). */
   typing(id: string, room: string, now: number): MaybePromise<void>;
 
+  /** A small durable write with no other effect: proves writes work again after failures. */
+  probe(now: number): Promise<void>;
   /** Checks what no failed call would show (a replaced database file, a lost connection). */
   checkHealth(): Promise<BackendHealth>;
   /**

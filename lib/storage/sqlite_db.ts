@@ -33,6 +33,7 @@ import {
   OP_EDIT,
   OP_ERASE,
   OP_PAIR,
+  OP_PROBE,
   OP_PUT,
   OP_PUT_BAN,
   type SqliteSynchronous,
@@ -179,6 +180,7 @@ interface Statements {
   deleteRoom: StatementSync;
   putBan: StatementSync;
   deleteBan: StatementSync;
+  probe: StatementSync;
 }
 
 /**
@@ -399,6 +401,8 @@ export class SqliteDb {
           i += 7;
         } else if (op === OP_DELETE_BAN) {
           s.deleteBan.run(data[i++] as string);
+        } else if (op === OP_PROBE) {
+          s.probe.run(data[i++] as number);
         } else {
           throw new Error(`malformed batch: op ${String(op)} at ${i - 1}`);
         }
@@ -732,6 +736,10 @@ function prepare(db: DatabaseSync): Statements {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     deleteBan: db.prepare("DELETE FROM bans WHERE id = ?"),
+    probe: db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('probe', ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ),
   };
 }
 

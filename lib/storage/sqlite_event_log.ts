@@ -21,6 +21,7 @@ import {
   OP_EDIT,
   OP_ERASE,
   OP_PAIR,
+  OP_PROBE,
   OP_PUT,
   OP_PUT_BAN,
   type Reply,
@@ -231,6 +232,7 @@ export class SqliteEventLog implements EventLog {
       );
     }
     for (const id of change.deleteBans ?? []) data.push(OP_DELETE_BAN, id);
+    if (change.probe !== undefined) data.push(OP_PROBE, change.probe);
     return new Promise((resolve, reject) => this.#enqueue({ resolve, reject, events: stored }));
   }
 

@@ -18,6 +18,7 @@ export const OP_ERASE = 6;
 export const OP_DELETE_ROOM = 7;
 export const OP_PUT_BAN = 8;
 export const OP_DELETE_BAN = 9;
+export const OP_PROBE = 10;
 
 /** Values per event after `OP_APPEND, n`. */
 export const EVENT_FIELDS = 10;
@@ -33,7 +34,8 @@ export const EVENT_FIELDS = 10;
  * - `OP_EDIT, room, id, author, text` and `OP_ERASE, room, id, author` (a message);
  * - `OP_DELETE_ROOM, room`;
  * - `OP_PUT_BAN, id, nick|null, address|null, until, reason|null, by, createdAt`;
- * - `OP_DELETE_BAN, id`.
+ * - `OP_DELETE_BAN, id`;
+ * - `OP_PROBE, now` (a write to `meta` that proves writes work).
  *
  * One array, not an object per event: cloning it is one pass over primitives, and the main thread
  * builds it with `push` as calls arrive.

@@ -5,7 +5,7 @@
  * deadline whatever the store does.
  */
 import assert from "node:assert/strict";
-import type { Change, StoredEvent } from "../../lib/storage/event_log.ts";
+import { type Change, StorageError, type StoredEvent } from "../../lib/storage/event_log.ts";
 import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
 import { SqliteEventLog } from "../../lib/storage/sqlite_event_log.ts";
 import { eventually, FakeClock, withServer } from "../_server.ts";
@@ -14,6 +14,7 @@ import { eventually, FakeClock, withServer } from "../_server.ts";
 class StallingLog extends MemoryEventLog {
   stalled = false;
   #held: (() => void)[] = [];
+  #failers: (() => void)[] = [];
 
   /** Commits made while stalled and not yet released. */
   get held(): number {
@@ -24,6 +25,7 @@ class StallingLog extends MemoryEventLog {
     if (!this.stalled) return super.commit(change);
     return new Promise((resolve, reject) => {
       this.#held.push(() => super.commit(change).then(resolve, reject));
+      this.#failers.push(() => reject(new StorageError("the connection was lost")));
     });
   }
 
@@ -34,9 +36,17 @@ class StallingLog extends MemoryEventLog {
     return new Promise(() => {});
   }
 
+  /** Fails the held commits, as a lost connection would, and thaws. */
+  drop(): void {
+    this.stalled = false;
+    for (const fail of this.#failers.splice(0)) fail();
+    this.#held.length = 0;
+  }
+
   /** Thaws: held commits complete in order. */
   release(): void {
     this.stalled = false;
+    this.#failers.length = 0;
     for (const go of this.#held.splice(0)) go();
   }
 }
@@ -113,7 +123,9 @@ Deno.test("a full disk is logged once with its reason, and its recovery once", a
   const log = await SqliteEventLog.open(`${dir}/parley.db`, { history: 1000 });
   const lines: string[] = [];
   try {
-    await withServer({ eventLog: log, logLines: lines }, async (_app, client) => {
+    // An injected clock: no background sweep probes the store while the test looks at it.
+    const clock = new FakeClock();
+    await withServer({ clock, eventLog: log, logLines: lines }, async (_app, client) => {
       const alice = await client.session("alice");
       await client.join(alice.token, "lobby");
       await log._setMaxPageCount(await log._pageCount());
@@ -167,4 +179,29 @@ Deno.test("a database file deleted while running turns /healthz 503 with an erro
     await log.close();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("with no traffic, the store's own probe write turns /healthz back to 200", async () => {
+  const clock = new FakeClock();
+  const log = new StallingLog({ history: 100 });
+  await withServer(
+    { clock, eventLog: log, flags: ["--store-timeout", "1"] },
+    async (app, client) => {
+      const alice = await client.session("alice");
+      await client.join(alice.token, "lobby");
+      log.stalled = true;
+      const sending = client.send(alice.token, "lobby", "stuck");
+      await eventually(() => log.held === 1, { what: () => "the send to reach the store" });
+      clock.advance(1_000);
+      await app.sweep();
+      assert.equal((await sending).status, 503);
+      // The stalled write is dropped rather than completed (a restart of the backend, say): nothing
+      // succeeds by itself, so only a probe can tell that writes work again.
+      log.stalled = false;
+      log.drop();
+      assert.equal((await client.raw("/healthz")).status, 503);
+      await app.sweep();
+      assert.equal((await client.raw("/healthz")).status, 200, "the probe write succeeded");
+    },
+  );
 });
