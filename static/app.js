@@ -1112,9 +1112,14 @@ function renderPending() {
   for (const li of list.querySelectorAll("li.pending")) li.remove();
   const n = state.active;
   if (!n) return;
+  /** Tabs whose first message here is shown: the rest of theirs wait behind it. */
+  const heads = new Set();
   for (const item of outbox()) {
     if (item.room !== n) continue;
-    list.append(pendingLi(item, state.nick, () => {
+    const waiting = heads.has(item.tab);
+    heads.add(item.tab);
+    const shown = { ...item, note: item.note ?? (waiting ? "waiting…" : "sending…") };
+    list.append(pendingLi(shown, state.nick, () => {
       updateOutbox((items) => items.filter((i) => i.clientId !== item.clientId));
       renderPending();
       kickQueues(); // the next one may wait behind a discarded one

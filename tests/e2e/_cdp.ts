@@ -544,6 +544,14 @@ export class Page {
     await this.send("Input.dispatchKeyEvent", { type: "keyUp", ...event });
   }
 
+  /**
+   * Crashes the tab's renderer, as a crash would; the tab stays open, dead. The command is never
+   * answered, so this does not wait for it.
+   */
+  crash(): void {
+    this.send("Page.crash", {}, 2000).catch(() => {});
+  }
+
   /** Closes the tab, and its browser context when it was the last tab there. */
   async close(): Promise<void> {
     const last = this.browser.forget(this);

@@ -17,6 +17,7 @@ import {
   pageTest,
   roomTabs,
   roomTexts,
+  screenshot,
   shownMessages,
   submit,
   untilActiveRoom,
@@ -81,6 +82,10 @@ pageTest(
       (await shownMessages(page)).filter((m) => m.pending).map((m) => m.text),
       ["first while down", "second while down"],
     );
+    await page.setViewport(390, 700);
+    await page.waitFor(`document.querySelector("#messages li.pending .state")
+      ?.textContent.includes("no connection")`);
+    await screenshot(page, "pending-phone-390");
 
     await page.stopFailingRequests();
     await untilShown(page, "second while down", 15_000);
@@ -176,6 +181,17 @@ pageTest(
     assert.equal(await page.evaluate(`document.getElementById("send-input").value`), long);
     await untilPending(page, 0);
     assert.equal(await page.evaluate(`document.querySelectorAll("#messages button").length`), 0);
+    // A control character: refused too, explained, and given back.
+    const bell = "ring \u0007";
+    await submit(page, bell);
+    await page.waitFor(`document.getElementById("notice").textContent.includes("control")`, {
+      what: "the reason for the control character",
+    });
+    assert.equal(
+      await page.evaluate(`document.getElementById("send-input").value`),
+      bell,
+    );
+    await untilPending(page, 0);
     await submit(page, "short one");
     await untilShown(page, "short one");
     assert.equal(await page.evaluate(`document.getElementById("notice").textContent`), "");

@@ -86,6 +86,41 @@ pageTest(
 );
 
 pageTest(
+  "when the leading tab crashes, another takes over from the same cursor",
+  async ({ url, browser, client }) => {
+    const first = await browser.newPage();
+    await enter(first, `${url}/#lobby`, "alice");
+    await untilActiveRoom(first, "lobby");
+    const second = await browser.newPage({ tabOf: first });
+    await second.navigate(`${url}/#lobby`);
+    await untilActiveRoom(second, "lobby");
+    assert.deepEqual(await second.evaluate(POLL_LOCKS), { held: 1, pending: 1 });
+    const bob = await client.session("bob");
+    await client.join(bob.token, "lobby");
+    await client.send(bob.token, "lobby", "before the crash");
+    await untilShown(second, "before the crash");
+
+    const crashedAt = Date.now();
+    first.crash();
+    // Sent while no tab may be polling: it must come from the shared cursor, not be skipped.
+    await client.send(bob.token, "lobby", "during the crash");
+    await second.waitFor(`${POLL_LOCKS}.then((n) => n.held === 1 && n.pending === 0)`, {
+      timeoutMs: 2000,
+      what: "the remaining tab to take the poll lock",
+    });
+    console.log(`  the remaining tab took the lead ${Date.now() - crashedAt} ms after the crash`);
+    await client.send(bob.token, "lobby", "after the crash");
+    await untilShown(second, "after the crash", 4000);
+    for (const text of ["before the crash", "during the crash", "after the crash"]) {
+      assert.equal(await countShown(second, text), 1, text);
+    }
+    await client.untilMetric("parley_waiting_polls", 1);
+    assertCleanPage(second);
+    await first.close();
+  },
+);
+
+pageTest(
   "logging out in one tab logs out every tab, and logging in again brings them all back",
   async ({ url, browser, client }) => {
     const first = await browser.newPage();
