@@ -347,6 +347,7 @@ addEventListener("storage", (e) => {
     if (token) followSession(token);
     else if (state.ctl) {
       const loggedOut = local.get(KEY.rooms) === null;
+      if (loggedOut) perTab.set(KEY.unread, null);
       endSession(
         loggedOut ? "You logged out." : "Your session has ended. Choose a nick to continue.",
       );
@@ -735,7 +736,7 @@ leave.addEventListener("click", async () => {
   } catch {
     setNotice(`Could not reach the server to leave #${n}.`);
   }
-  bumpListing(n, -1);
+  // The count follows this session's own leave event, which the poll delivers.
 });
 
 /** Every room on the server: once per session start; joins and leaves keep the counts. */
