@@ -4,6 +4,8 @@
 // session, its rooms, the cursor, the unsent messages, the clientIds sent); sessionStorage belongs
 // to one tab and survives its reloads (its id, its unread counts).
 
+import { roomProblem } from "./text.js";
+
 /** Storage keys. */
 export const KEY = {
   token: "parley.token",
@@ -62,10 +64,13 @@ function wrap(which) {
 export const local = wrap(() => localStorage);
 export const perTab = wrap(() => sessionStorage);
 
-/** @returns {string[]} the joined rooms, in tab order */
+/** @returns {string[]} the joined rooms, in tab order (names that are not rooms are skipped) */
 export function savedRooms() {
   const rooms = local.json(KEY.rooms, /** @type {unknown[]} */ ([]));
-  return Array.isArray(rooms) ? rooms.filter((r) => typeof r === "string") : [];
+  if (!Array.isArray(rooms)) return [];
+  return rooms.filter(
+    /** @returns {r is string} */ (r) => typeof r === "string" && roomProblem(r) === null,
+  );
 }
 
 /** Adds a room to the shared list (read, modify, write: other tabs may have changed it). @param {string} name */

@@ -199,6 +199,19 @@ pageTest(
     await page.evaluate(`document.querySelector('#room-tabs button[data-room="lobby"]').click()`);
     await untilActiveRoom(page, "lobby");
     assert.equal(await page.evaluate(`document.getElementById("notice").textContent`), "");
+
+    // Names kept in the browser are checked too (storage can hold anything).
+    await page.evaluate(
+      `localStorage.setItem("parley.rooms", JSON.stringify(["lobby", "..", "a/b"]))`,
+    );
+    await page.reload();
+    await untilActiveRoom(page, "lobby");
+    assert.deepEqual(
+      await page.evaluate(`[...document.querySelectorAll("#room-tabs button[data-room]")]
+        .map((b) => b.dataset.room)`),
+      ["lobby"],
+    );
+    assert.ok(page.requests.every((r) => !r.includes("/api/join") && !r.includes("a/b")));
     assertCleanPage(page);
   },
 );
