@@ -10,6 +10,21 @@ export interface StaticAsset {
   text: string;
 }
 
+/**
+ * The Content-Security-Policy of HTML answers: scripts, styles, images and requests from this
+ * server only, no inline code, and no framing (DESIGN.md, "The page").
+ */
+export const PAGE_CSP = [
+  "default-src 'self'",
+  "img-src 'self' data:",
+  "style-src 'self'",
+  "script-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join("; ");
+
 interface Prepared {
   plain: Uint8Array;
   gzip: Uint8Array;
@@ -69,6 +84,7 @@ export class StaticFiles {
       ETag: etag,
       Vary: "Accept-Encoding",
     };
+    if (file.contentType.startsWith("text/html")) headers["Content-Security-Policy"] = PAGE_CSP;
     if (matchesEtag(req.headers.get("if-none-match"), etag)) {
       return { status: STATUS.NotModified, headers };
     }

@@ -1,8 +1,9 @@
 /**
  * A tiny Chrome DevTools Protocol client for the end-to-end tests: launches a headless Chromium with
- * a fresh temporary profile, opens pages (each in its own browser context, so storage is separate),
- * evaluates script in them and polls for conditions. `close` kills the browser and removes the
- * profile. Only Deno built-ins: `Deno.Command` and `WebSocket`.
+ * a fresh temporary profile, opens pages (each in its own browser context, so storage is separate,
+ * or as another tab of an open page's context, sharing its storage), evaluates script in them and
+ * polls for conditions. `close` kills the browser and removes the profile. Only Deno built-ins:
+ * `Deno.Command` and `WebSocket`.
  */
 
 /** Where Chromium is: `/usr/bin/chromium` or a `chromium` on `PATH`; null when it is not installed. */
@@ -65,6 +66,8 @@ export class Browser {
   /** Event listeners by `sessionId method` ("" for the browser session). */
   #listeners = new Map<string, Set<Listener>>();
   #pages = new Set<Page>();
+  /** Open pages per browser context this client created; disposed with the last one. */
+  #contexts = new Map<string, number>();
   #closing: Promise<void> | null = null;
 
   private constructor(
@@ -226,11 +229,14 @@ export class Browser {
 
   /**
    * Opens a page (about:blank), by default in a new browser context of its own: separate cookies
-   * and storage, like another person's browser.
+   * and storage, like another person's browser. With `tabOf`, it is another tab of that page's
+   * browser: same context, same storage, same locks and broadcast channels.
    */
-  async newPage(options: { isolated?: boolean } = {}): Promise<Page> {
+  async newPage(options: { isolated?: boolean; tabOf?: Page } = {}): Promise<Page> {
     const isolated = options.isolated ?? true;
-    const contextId = isolated
+    const contextId = options.tabOf
+      ? options.tabOf.contextId
+      : isolated
       ? (await this.send("Target.createBrowserContext", { disposeOnDetach: true }))
         .browserContextId as string
       : undefined;
@@ -238,6 +244,7 @@ export class Browser {
       url: "about:blank",
       ...(contextId ? { browserContextId: contextId } : {}),
     });
+    if (contextId) this.#contexts.set(contextId, (this.#contexts.get(contextId) ?? 0) + 1);
     const { sessionId } = await this.send("Target.attachToTarget", { targetId, flatten: true });
     const page = new Page(this, targetId, sessionId, contextId);
     this.#pages.add(page);
@@ -250,9 +257,13 @@ export class Browser {
     return [...this.#pages];
   }
 
-  /** @internal */
-  forget(page: Page): void {
-    this.#pages.delete(page);
+  /** @internal Forgets a closing page; true when it was the last one of its browser context. */
+  forget(page: Page): boolean {
+    if (!this.#pages.delete(page) || !page.contextId) return false;
+    const left = (this.#contexts.get(page.contextId) ?? 1) - 1;
+    if (left > 0) this.#contexts.set(page.contextId, left);
+    else this.#contexts.delete(page.contextId);
+    return left === 0;
   }
 
   /**
@@ -313,8 +324,15 @@ export class Browser {
 export class Page {
   /** Messages of JavaScript dialogs (alert, confirm, …) that opened; each is dismissed at once. */
   readonly dialogs: string[] = [];
-  /** Uncaught exceptions and console errors of the page. */
+  /** Uncaught exceptions of the page. */
   readonly errors: string[] = [];
+  /**
+   * What the page's console showed: `console.*` calls and the browser's own messages (a refused
+   * resource, a Content-Security-Policy violation), as `level: text`.
+   */
+  readonly console: string[] = [];
+  /** Requests the page made (`METHOD url`), once {@linkcode Page.recordRequests} was called. */
+  readonly requests: string[] = [];
 
   constructor(
     readonly browser: Browser,
@@ -333,7 +351,78 @@ export class Page {
       const details = params.exceptionDetails ?? {};
       this.errors.push(String(details.exception?.description ?? details.text));
     }, this.sessionId);
-    await Promise.all([this.send("Page.enable"), this.send("Runtime.enable")]);
+    this.browser.on("Runtime.consoleAPICalled", (params) => {
+      const text = (params.args ?? []).map((arg: Json) => arg.value ?? arg.description).join(" ");
+      this.console.push(`${params.type}: ${text}`);
+    }, this.sessionId);
+    this.browser.on("Log.entryAdded", (params) => {
+      this.console.push(`${params.entry.level}: ${params.entry.text}`);
+    }, this.sessionId);
+    await Promise.all([
+      this.send("Page.enable"),
+      this.send("Runtime.enable"),
+      this.send("Log.enable"),
+    ]);
+  }
+
+  /** Starts recording the requests the page makes into {@linkcode Page.requests}. */
+  async recordRequests(): Promise<void> {
+    this.browser.on("Network.requestWillBeSent", (params) => {
+      this.requests.push(`${params.request.method} ${params.request.url}`);
+    }, this.sessionId);
+    await this.send("Network.enable");
+  }
+
+  /**
+   * Makes every request of this page whose URL matches `urlPattern` (`*` wildcards) fail as if the
+   * server were unreachable, until {@linkcode Page.stopFailingRequests}.
+   */
+  async failRequests(urlPattern: string): Promise<void> {
+    this.#offFetch();
+    this.#offFetch = this.browser.on("Fetch.requestPaused", (params) => {
+      void this.send("Fetch.failRequest", {
+        requestId: params.requestId,
+        errorReason: "ConnectionRefused",
+      }).catch(() => {});
+    }, this.sessionId);
+    await this.send("Fetch.enable", { patterns: [{ urlPattern, requestStage: "Request" }] });
+  }
+
+  /** Lets requests through again after {@linkcode Page.failRequests}. */
+  async stopFailingRequests(): Promise<void> {
+    await this.send("Fetch.disable");
+    this.#offFetch();
+  }
+
+  #offFetch = () => {};
+
+  /** Renders the page `width` CSS pixels wide (and `height` high), as a phone or a desktop. */
+  async setViewport(width: number, height: number, mobile = width < 700): Promise<void> {
+    await this.send("Emulation.setDeviceMetricsOverride", {
+      width,
+      height,
+      deviceScaleFactor: 1,
+      mobile,
+    });
+  }
+
+  /** Emulates `prefers-color-scheme` (`"light"`, `"dark"`, or `""` for the default). */
+  async setColorScheme(scheme: "light" | "dark" | ""): Promise<void> {
+    await this.send("Emulation.setEmulatedMedia", {
+      features: [{ name: "prefers-color-scheme", value: scheme }],
+    });
+  }
+
+  /** Writes a PNG of what the page shows now to `path`. */
+  async screenshot(path: string): Promise<void> {
+    const { data } = await this.send("Page.captureScreenshot", { format: "png" });
+    const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+    await Deno.writeFile(path, bytes);
+  }
+
+  /** Runs `source` in every document the page loads from now on, before the page's own scripts. */
+  async addInitScript(source: string): Promise<void> {
+    await this.send("Page.addScriptToEvaluateOnNewDocument", { source });
   }
 
   /** Sends a command to this page's session. */
@@ -434,26 +523,58 @@ export class Page {
 
   /** Presses and releases Enter in the focused element. */
   async pressEnter(): Promise<void> {
-    const key = {
-      key: "Enter",
-      code: "Enter",
-      windowsVirtualKeyCode: 13,
-      nativeVirtualKeyCode: 13,
-    };
-    await this.send("Input.dispatchKeyEvent", { type: "keyDown", text: "\r", ...key });
-    await this.send("Input.dispatchKeyEvent", { type: "keyUp", ...key });
+    await this.press("Enter");
   }
 
-  /** Closes the tab and its browser context. */
+  /** Presses and releases a key (`Enter`, `Tab`, `ArrowDown`, …), with Shift when asked. */
+  async press(key: keyof typeof KEYS, options: { shift?: boolean } = {}): Promise<void> {
+    const [code, text] = KEYS[key];
+    const event = {
+      key,
+      code: key,
+      windowsVirtualKeyCode: code,
+      nativeVirtualKeyCode: code,
+      modifiers: options.shift ? 8 : 0,
+    };
+    await this.send("Input.dispatchKeyEvent", {
+      type: "keyDown",
+      ...(text ? { text } : {}),
+      ...event,
+    });
+    await this.send("Input.dispatchKeyEvent", { type: "keyUp", ...event });
+  }
+
+  /**
+   * Crashes the tab's renderer, as a crash would; the tab stays open, dead. The command is never
+   * answered, so this does not wait for it.
+   */
+  crash(): void {
+    this.send("Page.crash", {}, 2000).catch(() => {});
+  }
+
+  /** Closes the tab, and its browser context when it was the last tab there. */
   async close(): Promise<void> {
-    this.browser.forget(this);
+    const last = this.browser.forget(this);
     await this.browser.send("Target.closeTarget", { targetId: this.targetId }).catch(() => {});
-    if (this.contextId) {
+    if (this.contextId && last) {
       await this.browser.send("Target.disposeBrowserContext", { browserContextId: this.contextId })
         .catch(() => {});
     }
   }
 }
+
+/** Keys {@linkcode Page.press} knows: virtual key code and the text they type. */
+const KEYS = {
+  Enter: [13, "\r"],
+  Tab: [9, ""],
+  Escape: [27, ""],
+  ArrowUp: [38, ""],
+  ArrowDown: [40, ""],
+  ArrowLeft: [37, ""],
+  ArrowRight: [39, ""],
+  Home: [36, ""],
+  End: [35, ""],
+} as const;
 
 /** Waits up to `ms` for `promise`; resolves either way. */
 async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {

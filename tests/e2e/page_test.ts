@@ -2,162 +2,22 @@
  * The page of DESIGN.md ("The page") in a real headless Chromium against a real server: two people
  * who just arrived can talk at once, a reload continues the session and shows the history, the
  * room in the URL fragment is joined, chat text is rendered as text, and the nick form shows the
- * server's errors. Chromium is driven over the DevTools protocol by `./_cdp.ts`.
+ * server's errors.
  */
 import assert from "node:assert/strict";
-import { type ApiClient, withServer } from "../_server.ts";
-import { Browser, findChromium, type Page } from "./_cdp.ts";
-
-const CHROMIUM = findChromium();
-const IN_CI = Boolean(Deno.env.get("CI"));
-
-/** What a test gets: the server's address and API client, and a running browser. */
-interface PageContext {
-  url: string;
-  client: ApiClient;
-  browser: Browser;
-}
-
-/**
- * Registers a test with a fresh server and browser, both always shut down. Without Chromium it is
- * ignored, except in CI, where it fails.
- */
-function pageTest(name: string, fn: (context: PageContext) => Promise<void>): void {
-  Deno.test({
-    name: CHROMIUM
-      ? name
-      : IN_CI
-      ? `${name} (fails: chromium is required in CI)`
-      : `${name} (ignored: chromium is not installed)`,
-    ignore: !CHROMIUM && !IN_CI,
-    async fn() {
-      if (!CHROMIUM) throw new Error("chromium is required in CI");
-      await withServer({}, async (app, client) => {
-        const browser = await Browser.launch({ path: CHROMIUM });
-        try {
-          await fn({ url: app.url, client, browser });
-        } catch (error) {
-          if (error instanceof Error) error.message += await diagnostics(browser);
-          throw error;
-        } finally {
-          // Before the server shuts down, so no poll of the page is left waiting on it.
-          await browser.close();
-        }
-      });
-    },
-  });
-}
-
-/** What the pages show and what Chromium logged, appended to a failure's message. */
-async function diagnostics(browser: Browser): Promise<string> {
-  const parts: string[] = [];
-  for (const page of browser.pages) {
-    const shown = await page.evaluate(
-      `JSON.stringify({
-      url: location.href,
-      status: document.getElementById("status").textContent,
-      notice: document.getElementById("notice").textContent,
-      nickError: document.getElementById("nick-error").textContent,
-      messages: [...document.querySelectorAll("#messages li")].map((li) => li.textContent),
-    })`,
-      1000,
-    ).catch((error) => `(cannot evaluate: ${error})`);
-    parts.push(`--- page: ${shown}\n    errors: ${js(page.errors)} dialogs: ${js(page.dialogs)}`);
-  }
-  const log = browser.stderr.split("\n").filter((line) => line && !line.includes("dbus"));
-  parts.push(`--- chromium stderr (tail) ---\n${log.slice(-20).join("\n")}`);
-  return `\n${parts.join("\n")}`;
-}
-
-/** A JavaScript literal of `value`, to embed in an expression. */
-const js = (value: unknown): string => JSON.stringify(value);
-
-/** One rendered message (`li.message`) of `#messages`. */
-interface ShownMessage {
-  id: string | null;
-  nick: string;
-  text: string;
-  own: boolean;
-  pending: boolean;
-}
-
-const SHOWN_MESSAGES = `[...document.querySelectorAll("#messages li.message")].map((li) => ({
-  id: li.dataset.id ?? null,
-  nick: li.querySelector(".nick")?.textContent ?? "",
-  text: li.querySelector(".text")?.textContent ?? "",
-  own: li.classList.contains("own"),
-  pending: li.classList.contains("pending"),
-}))`;
-
-/** The messages the page shows now. */
-function shownMessages(page: Page): Promise<ShownMessage[]> {
-  return page.evaluate<ShownMessage[]>(SHOWN_MESSAGES);
-}
-
-/** Waits until the page shows a stored (not pending) message with `text`; returns it. */
-function untilShown(page: Page, text: string, timeoutMs = 8000): Promise<ShownMessage> {
-  return page.waitFor<ShownMessage>(
-    `${SHOWN_MESSAGES}.find((m) => m.id !== null && !m.pending && m.text === ${js(text)})`,
-    { timeoutMs, what: `message ${js(text)} in #messages` },
-  );
-}
-
-/** Opens `url`, submits `nick` in the nick form, and waits until the chat is shown. */
-async function enter(page: Page, url: string, nick: string): Promise<void> {
-  await page.navigate(url);
-  await page.waitFor(`!document.getElementById("login").hidden`, { what: "the nick form" });
-  await page.evaluate(`(() => {
-    document.getElementById("nick-input").value = ${js(nick)};
-    document.getElementById("nick-form").requestSubmit();
-  })()`);
-  await page.waitFor(`!document.getElementById("chat").hidden`, { what: `the chat of ${nick}` });
-}
-
-/** Waits until the tab of `room` is there and is the current one. */
-async function untilActiveRoom(page: Page, room: string): Promise<void> {
-  await page.waitFor(
-    `document.querySelector('#room-tabs button[data-room=${js(room)}]')
-      ?.getAttribute("aria-current") === "page"`,
-    { what: `the tab of #${room} to be current` },
-  );
-}
-
-/** Waits until `#members` lists exactly `nicks`. */
-async function untilMembers(page: Page, nicks: string[]): Promise<void> {
-  const expected = js([...nicks].sort());
-  await page.waitFor(
-    `JSON.stringify([...document.querySelectorAll("#members li[data-nick]")]
-      .map((li) => li.dataset.nick).sort()) === ${js(expected)}`,
-    { what: `#members to be ${expected}` },
-  );
-}
-
-/** Sends `text` by typing it into `#send-input` and pressing Enter (which submits the form). */
-async function typeAndSend(page: Page, text: string): Promise<void> {
-  await page.evaluate(`document.getElementById("send-input").focus()`);
-  await page.insertText(text);
-  assert.equal(await page.evaluate(`document.getElementById("send-input").value`), text);
-  await page.pressEnter();
-}
-
-/** Sends `text` by setting `#send-input` and submitting `#send-form`. */
-async function submit(page: Page, text: string): Promise<void> {
-  await page.evaluate(`(() => {
-    document.getElementById("send-input").value = ${js(text)};
-    document.getElementById("send-form").requestSubmit();
-  })()`);
-}
-
-/** How many shown messages have `text`. */
-async function countShown(page: Page, text: string): Promise<number> {
-  return (await shownMessages(page)).filter((m) => m.text === text).length;
-}
-
-/** Nothing went wrong in the page: no uncaught errors, no dialogs. */
-function assertCleanPage(page: Page): void {
-  assert.deepEqual(page.errors, [], "uncaught errors in the page");
-  assert.deepEqual(page.dialogs, [], "dialogs opened by the page");
-}
+import {
+  assertCleanPage,
+  countShown,
+  enter,
+  js,
+  pageTest,
+  shownMessages,
+  submit,
+  typeAndSend,
+  untilActiveRoom,
+  untilMembers,
+  untilShown,
+} from "./_page.ts";
 
 pageTest("page: two people who just arrived can talk at once", async ({ url, browser }) => {
   const a = await browser.newPage();
