@@ -270,9 +270,12 @@ redisTest(
       });
       stop = true;
       await traffic;
-      await eventually(async () => (await a!.raw("/healthz")).status === 200, {
-        timeoutMs: 10_000,
-      });
+      // Each instance reconnects on its own back-off: wait until both say they are healthy.
+      for (const client of [a!, b!]) {
+        await eventually(async () => (await client.raw("/healthz")).status === 200, {
+          timeoutMs: 10_000,
+        });
+      }
       let cursor = start;
       const got: number[] = [];
       for (;;) {
