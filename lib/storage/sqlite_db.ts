@@ -208,6 +208,8 @@ export class SqliteDb {
       db = new DatabaseSync(path, { timeout: LOCK_WAIT_MS });
       configure(db, path, synchronous);
       quickCheck(db, path);
+      // A WAL left by a crash may still hold text deleted before it: fold it in and empty it.
+      checkpoint(db);
       return new SqliteDb(path, db, history);
     } catch (e) {
       try {
@@ -265,6 +267,8 @@ export class SqliteDb {
     // Sessions that remembered or left something in this batch: trimmed once each, at the end.
     const sent = new Set<string>();
     const left = new Set<string>();
+    // Whether text was erased (a delete, a DM room): it must leave the WAL too, not only the table.
+    let erased = false;
     try {
       s.begin.run();
       // Event rows wait here and go in ROWS_PER_INSERT at a time; other statements run in call
@@ -372,6 +376,7 @@ export class SqliteDb {
           i += 4;
         } else if (op === OP_ERASE) {
           flushRows();
+          erased = true;
           const id = data[i + 1] as number;
           s.eraseEvent.run(id);
           s.eraseEdits.run(id);
@@ -379,6 +384,7 @@ export class SqliteDb {
           i += 3;
         } else if (op === OP_DELETE_ROOM) {
           flushRows();
+          erased = true;
           const room = data[i++] as string;
           s.deleteRoomEvents.run(room);
           s.deleteRoomMemberships.run(room);
@@ -427,6 +433,13 @@ export class SqliteDb {
     this.#lastId = lastId;
     for (const room of deletedRooms) this.#counts.delete(room);
     for (const [room, n] of counts) this.#counts.set(room, n);
+    if (erased) {
+      try {
+        checkpoint(this.#db);
+      } catch {
+        // Committed all the same; the next erase, open or close checkpoints again.
+      }
+    }
     return { firstId, appended };
   }
 
@@ -601,6 +614,14 @@ function configure(db: DatabaseSync, path: string, synchronous: SqliteSynchronou
   db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
   // A deleted message's text must be gone from the file, not left in a freed page.
   db.exec("PRAGMA secure_delete = ON");
+}
+
+/**
+ * Copies the WAL into the database and truncates it to nothing: the WAL keeps every committed
+ * page version (a message's text too, after it was deleted) until a checkpoint overwrites it.
+ */
+function checkpoint(db: DatabaseSync): void {
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /**
