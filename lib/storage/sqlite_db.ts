@@ -81,7 +81,8 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO meta (key, value) VALUES ('last_id', 0);`,
   // 2: moderation, edits and deletes, private rooms, left memberships, remembered sends. A send
   // keeps a copy of its event (JSON), so a retried client id is answered whatever retention did;
-  // files from version 1 remember the client ids of the events they still keep.
+  // files from version 1 remember the client ids of the events they still keep, for the sessions
+  // they still have (sends go with their session).
   `ALTER TABLE events ADD COLUMN ref INTEGER;
    ALTER TABLE events ADD COLUMN by_nick TEXT;
    ALTER TABLE events ADD COLUMN reason TEXT;
@@ -118,7 +119,8 @@ export const MIGRATIONS: readonly string[] = [
        json_object('id', id, 'type', type, 'room', room, 'nick', nick, 'text', text, 'ts', ts,
          'clientId', client_id, 'session', session)
      FROM (SELECT *, row_number() OVER (PARTITION BY session ORDER BY id DESC) AS n
-           FROM events WHERE client_id IS NOT NULL AND type = 'message')
+           FROM events WHERE client_id IS NOT NULL AND type = 'message'
+             AND session IN (SELECT id FROM sessions))
      WHERE n <= ${SENDS_KEPT};`,
 ];
 
