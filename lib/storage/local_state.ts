@@ -713,7 +713,12 @@ export class LocalState implements SharedState {
       this.#rooms.delete(name);
       this.#private.delete(name);
       for (const id of room.pair ?? []) {
-        this.#byId.get(id)?.rooms.delete(name);
+        const session = this.#byId.get(id);
+        session?.rooms.delete(name);
+        // Its remembered sends go with its history.
+        for (const [clientId, event] of session?.sent ?? []) {
+          if (event.room === name) session!.sent.delete(clientId);
+        }
         const rooms = this.#privateOf.get(id);
         rooms?.delete(name);
         if (rooms?.size === 0) this.#privateOf.delete(id);

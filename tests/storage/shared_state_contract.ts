@@ -797,6 +797,24 @@ export function runSharedStateContract(
     assert.equal(history.find((e) => e.id === event.id)?.text, "mine", "nothing changed");
   });
 
+  test("an edit racing a delete never brings the text back", {}, async (t) => {
+    const alice = await t.session("alice");
+    await t.state.join(alice.id, "lobby", T0);
+    for (const editFirst of [true, false]) {
+      const { event } = await t.state.send(alice.id, "lobby", "secret", undefined, T0, OFF);
+      const edit = () => t.state.edit(alice.id, "lobby", event.id, "new secret", T0, WINDOW);
+      const remove = () => t.state.remove(alice.id, "lobby", event.id, T0);
+      const results = await Promise.allSettled(editFirst ? [edit(), remove()] : [remove(), edit()]);
+      const [first, second] = results;
+      assert.equal(first!.status, "fulfilled");
+      if (second!.status === "rejected") assertRefusal(second.reason, "not_found");
+      const history = await t.state.history(alice.id, "lobby", Infinity, 50);
+      const message = history.find((e) => e.id === event.id)!;
+      assert.deepEqual([message.deleted, message.text], [true, undefined]);
+      assert.ok(!JSON.stringify(history).includes("secret"), `edit first: ${editFirst}`);
+    }
+  });
+
   // ---- topics ----
 
   test("a moderator sets a topic; joins show it; an empty one clears it", {}, async (t) => {
@@ -866,6 +884,21 @@ export function runSharedStateContract(
     assert.equal("reason" in leave, false);
     // Decision: a kick is no ban; the kicked may join again.
     await t.state.join(bob.id, "lobby", T0);
+  });
+
+  test("a kick racing a leave stores one leave", {}, async (t) => {
+    const mod = await t.session("mod", { moderator: true });
+    const bob = await t.session("bob");
+    await t.state.join(bob.id, "lobby", T0);
+    const results = await Promise.allSettled([
+      t.state.kick(mod.id, "lobby", nameKey("bob"), "bye", T0),
+      t.state.leave(bob.id, "lobby", T0),
+    ]);
+    assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
+    for (const r of results) if (r.status === "rejected") assertRefusal(r.reason, "not_member");
+    await t.heard(2);
+    await t.marker();
+    assert.deepEqual(t.summary(t.events), ["join lobby bob", "leave lobby bob"]);
   });
 
   // ---- bans ----
@@ -1064,6 +1097,19 @@ export function runSharedStateContract(
     assert.notEqual(again.room, dm.room);
     assert.ok(!JSON.stringify(again.history).includes("secret"));
     assert.equal(again.with, bob2.nick);
+  });
+
+  test("a private room's remembered sends go with it", {}, async (t) => {
+    const alice = await t.session("alice");
+    const bob = await t.session("bob");
+    await t.state.join(bob.id, "lobby", T0);
+    const dm = await t.state.direct(alice.id, nameKey("bob"), T0);
+    await t.state.send(bob.id, dm.room, "secret", "c-dm", T0, OFF);
+    await t.state.endSession(alice.id, T0);
+    // The client id is no longer remembered: it names no stored message any more.
+    const fresh = await t.state.send(bob.id, "lobby", "new", "c-dm", T0, OFF);
+    assert.equal(fresh.created, true);
+    assert.equal(fresh.event.text, "new");
   });
 
   test("a private room is gone when a session that left it ends", {}, async (t) => {
