@@ -307,6 +307,34 @@ Deno.test("an address ban ends every session from it and refuses new ones until 
   });
 });
 
+Deno.test("an address ban expires, and a nick ban can be lifted", async () => {
+  const clock = new FakeClock();
+  await withServer(
+    { clock, adminSecret: SECRET, flags: ["--trust-proxy"] },
+    async (_app, client) => {
+      const mod = await client.session("mod", { admin: SECRET, headers: from("10.0.0.1") });
+      const ban = async (body: Record<string, unknown>) =>
+        (await client.call("POST", "/api/bans", { token: mod.token, body })).body.ban;
+      const byAddress = await ban({ address: "10.6.6.6", minutes: 5, reason: "flood" });
+      const byNick = await ban({ nick: "eve", minutes: 60 });
+      clock.advance(5 * MINUTE - 1);
+      const error = assertApiError(await sessionFrom(client, "a", "10.6.6.6"), 403, "banned");
+      assert.deepEqual([error.reason, error.until], ["flood", byAddress.until]);
+      clock.advance(1);
+      assertStatus(await sessionFrom(client, "a", "10.6.6.6"), 201);
+      assertApiError(await sessionFrom(client, "Eve", "10.0.0.2"), 403, "banned");
+      assertStatus(
+        await client.call("DELETE", `/api/bans/${byNick.id}`, { token: mod.token }),
+        204,
+      );
+      assertStatus(await sessionFrom(client, "Eve", "10.0.0.2"), 201);
+      assert.deepEqual((await client.call("GET", "/api/bans", { token: mod.token })).body, {
+        bans: [],
+      });
+    },
+  );
+});
+
 Deno.test("GET /api/bans lists the bans in force to moderators", async () => {
   const clock = new FakeClock();
   await withServer({ clock, adminSecret: SECRET }, async (_app, client) => {
