@@ -33,6 +33,8 @@ export interface TestServerOptions {
   logLines?: string[];
   /** Milliseconds between sweeps when no clock is given (default: the app's). */
   sweepInterval?: number;
+  /** The moderators' secret: written to a temp file passed as `--admin-token-file`. */
+  adminSecret?: string;
 }
 
 /** Starts a server, runs `fn`, and always shuts it down. */
@@ -41,6 +43,16 @@ export async function withServer(
   fn: (app: App, client: ApiClient) => Promise<void>,
 ): Promise<void> {
   const lines = options.logLines;
+  if (options.adminSecret !== undefined) {
+    const secret = options.adminSecret;
+    const { adminSecret: _, ...rest } = options;
+    await withSecretFile(
+      secret,
+      (path) =>
+        withServer({ ...rest, flags: [...rest.flags ?? [], "--admin-token-file", path] }, fn),
+    );
+    return;
+  }
   const app = await startApp(testConfig(options.flags), {
     ...(options.sweepInterval !== undefined ? { sweepInterval: options.sweepInterval } : {}),
     ...(options.clock ? { now: options.clock.now, sweepInterval: 0 } : {}),
@@ -53,6 +65,21 @@ export async function withServer(
     await fn(app, new ApiClient(app.url));
   } finally {
     await app.shutdown(2000);
+  }
+}
+
+/** Writes `secret` to a file in a fresh temp dir for `fn`, and removes it afterwards. */
+export async function withSecretFile(
+  secret: string,
+  fn: (path: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "parley-admin-" });
+  try {
+    const path = `${dir}/admin-token`;
+    await Deno.writeTextFile(path, `${secret}\n`);
+    await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }
 
@@ -142,9 +169,19 @@ export class ApiClient {
     });
   }
 
-  /** Creates a session and returns its token and cursor. */
-  async session(nick: string): Promise<{ token: string; cursor: string }> {
-    const res = await this.call("POST", "/api/session", { body: { nick } });
+  /**
+   * Creates a session and returns its token and cursor (and `moderator`); `admin` is the
+   * moderators' secret, `headers` go with the request (e.g. `X-Forwarded-For`).
+   */
+  async session(
+    nick: string,
+    extra: { admin?: string; headers?: Record<string, string> } = {},
+  ): Promise<{ token: string; cursor: string; moderator?: true }> {
+    const body = extra.admin === undefined ? { nick } : { nick, admin: extra.admin };
+    const res = await this.call("POST", "/api/session", {
+      body,
+      ...(extra.headers ? { headers: extra.headers } : {}),
+    });
     if (res.status !== 201) {
       throw new Error(`session ${nick}: ${res.status} ${JSON.stringify(res.body)}`);
     }
@@ -197,6 +234,29 @@ export class ApiClient {
     if (cursor !== null) query.set("cursor", cursor);
     return await this.call("GET", `/api/events?${query}`, { token, ...(signal ? { signal } : {}) });
   }
+}
+
+/**
+ * Asserts an API error: `status`, the JSON content type and `{"error": {"code", "message", …}}`
+ * with `code`; answers the error object (for its further fields).
+ */
+export function assertApiError(
+  res: ApiAnswer,
+  status: number,
+  code: string,
+): Record<string, unknown> {
+  const detail = JSON.stringify(res.body);
+  if (res.status !== status) {
+    throw new Error(`expected ${status} ${code}, got ${res.status} ${detail}`);
+  }
+  if (res.headers.get("content-type") !== "application/json; charset=utf-8") {
+    throw new Error(`an error without the JSON content type: ${res.headers.get("content-type")}`);
+  }
+  const error = res.body?.error;
+  if (error?.code !== code || typeof error.message !== "string" || error.message === "") {
+    throw new Error(`expected error ${code} with a message, got ${detail}`);
+  }
+  return error;
 }
 
 /** Sends raw bytes over a fresh TCP connection and reads until the server closes or `timeoutMs`. */
@@ -266,6 +326,25 @@ export async function eventually(
     }
     await delay(10);
   }
+}
+
+/**
+ * Starts a long poll of `token` from `cursor` and resolves once the server holds it waiting; the
+ * answer comes in `answer` (wrapped, so awaiting this does not await the poll).
+ */
+export async function waitingPoll(
+  app: App,
+  client: ApiClient,
+  token: string,
+  cursor: string,
+  wait = 10,
+): Promise<{ answer: Promise<ApiAnswer> }> {
+  const before = (await app.store.gauges()).waitingPolls;
+  const answer = client.poll(token, cursor, wait);
+  await eventually(async () => (await app.store.gauges()).waitingPolls > before, {
+    what: () => "the poll to wait",
+  });
+  return { answer };
 }
 
 /** Resolves after `ms` milliseconds of real time. */

@@ -111,7 +111,7 @@ interface LocalRoom {
   /** The last `history` events, oldest first, ids increasing. */
   events: StoredEvent[];
   droppedThrough: number;
-  /** Nicks of the members, sorted (code unit order). */
+  /** Nicks of the members, sorted by code point (`compare`). */
   members: string[];
   topic?: string;
   pair?: [string, string];
@@ -139,6 +139,13 @@ export class LocalState implements SharedState {
   #removing = new Set<number>();
   /** Private rooms being opened, by name. */
   #opening = new Map<string, Promise<unknown>>();
+  /** Names of the private rooms, and by session id the private rooms of each session. */
+  #private = new Set<string>();
+  #privateOf = new Map<string, Set<string>>();
+  /** Sessions still committing their creation: a ban that matches one waits for it. */
+  #creating = new Set<{ key: string; address: string; done: Promise<unknown> }>();
+  /** Bans still committing: they refuse new sessions already. */
+  #banning = new Set<StoredBan>();
 
   private constructor(log: EventLog, history: number) {
     this.#log = log;
@@ -206,7 +213,7 @@ export class LocalState implements SharedState {
   }
 
   counts(): { sessions: number; rooms: number } {
-    return { sessions: this.#byToken.size, rooms: this.#rooms.size };
+    return { sessions: this.#byToken.size, rooms: this.#rooms.size - this.#private.size };
   }
 
   takeRate(purpose: string, key: string, rate: Rate, now: number): number {
@@ -230,11 +237,16 @@ export class LocalState implements SharedState {
       moderator: input.moderator,
       rooms: {},
     }, now);
+    const done = this.#log.putSession(session.toStored());
+    const creating = { key: input.key, address: input.address, done };
+    this.#creating.add(creating);
     try {
-      await this.#log.putSession(session.toStored());
+      await done;
     } catch (error) {
       this.#byKey.delete(input.key);
       throw error;
+    } finally {
+      this.#creating.delete(creating);
     }
     this.#byToken.set(session.token, session);
     this.#byId.set(session.id, session);
@@ -484,16 +496,25 @@ export class LocalState implements SharedState {
       by: moderator.nick,
       createdAt: now,
     };
-    const matched = [...this.#byToken.values()].filter((s) =>
-      s.ending === null && matches(ban, s.key, s.address)
-    );
-    const extra = {
-      putBans: [ban],
-      by: moderator.nick,
-      ...(ban.reason !== undefined ? { reason: ban.reason } : {}),
-    };
-    if (matched.length > 0) await this.#end(matched, now, extra);
-    else await this.#commit({ putBans: [ban] });
+    // In force while it commits: a session asked for meanwhile is refused, and one whose creation
+    // was already committing is awaited, then ended with the others.
+    this.#banning.add(ban);
+    try {
+      const creating = [...this.#creating].filter((c) => matches(ban, c.key, c.address));
+      if (creating.length > 0) await Promise.allSettled(creating.map((c) => c.done));
+      const matched = [...this.#byToken.values()].filter((s) =>
+        s.ending === null && matches(ban, s.key, s.address)
+      );
+      const extra = {
+        putBans: [ban],
+        by: moderator.nick,
+        ...(ban.reason !== undefined ? { reason: ban.reason } : {}),
+      };
+      if (matched.length > 0) await this.#end(matched, now, extra);
+      else await this.#commit({ putBans: [ban] });
+    } finally {
+      this.#banning.delete(ban);
+    }
     return ban;
   }
 
@@ -646,19 +667,25 @@ export class LocalState implements SharedState {
         sessions.flatMap((s) => [...s.joining.values(), ...s.leaving.values()]),
       );
       const events: NewEvent[] = [];
-      const deleteRooms: string[] = [];
+      const deleteRooms = new Set<string>();
       const mark = {
         ...(extra.by !== undefined ? { by: extra.by } : {}),
         ...(extra.reason !== undefined ? { reason: extra.reason } : {}),
       };
       for (const session of sessions) {
         for (const name of session.rooms.keys()) {
-          if (!session.isMember(name)) continue;
-          events.push({ ...presence("leave", session, name, now), ...mark });
-          if (this.#rooms.get(name)?.pair) deleteRooms.push(name);
+          if (session.isMember(name)) {
+            events.push({ ...presence("leave", session, name, now), ...mark });
+          }
         }
+        // Its private rooms go with it, also those it had left.
+        for (const name of this.#privateOf.get(session.id) ?? []) deleteRooms.add(name);
       }
-      const change: Change = { events, deleteRooms, deleteSessions: sessions.map((s) => s.id) };
+      const change: Change = {
+        events,
+        deleteRooms: [...deleteRooms],
+        deleteSessions: sessions.map((s) => s.id),
+      };
       if (extra.putBans) change.putBans = extra.putBans;
       await this.#commit(change);
     })();
@@ -688,7 +715,18 @@ export class LocalState implements SharedState {
       const room = this.#rooms.get(name);
       if (!room) continue;
       this.#rooms.delete(name);
-      for (const id of room.pair ?? []) this.#byId.get(id)?.rooms.delete(name);
+      this.#private.delete(name);
+      for (const id of room.pair ?? []) {
+        const session = this.#byId.get(id);
+        session?.rooms.delete(name);
+        // Its remembered sends go with its history.
+        for (const [clientId, event] of session?.sent ?? []) {
+          if (event.room === name) session!.sent.delete(clientId);
+        }
+        const rooms = this.#privateOf.get(id);
+        rooms?.delete(name);
+        if (rooms?.size === 0) this.#privateOf.delete(id);
+      }
     }
     for (const id of change.deleteSessions ?? []) {
       const session = this.#byId.get(id);
@@ -759,7 +797,8 @@ export class LocalState implements SharedState {
       const updated = change(original);
       events[at] = updated;
       const author = this.#byId.get(original.session);
-      if (original.clientId !== undefined && author?.sent.get(original.clientId) === original) {
+      // By id: after a load the remembered send is a copy of the room's event, not the same object.
+      if (original.clientId !== undefined && author?.sent.get(original.clientId)?.id === ref) {
         author.sent.set(original.clientId, updated);
       }
     }
@@ -775,7 +814,15 @@ export class LocalState implements SharedState {
     let room = this.#rooms.get(name);
     if (!room) {
       room = { name, events: [], droppedThrough: 0, members: [] };
-      if (pair) room.pair = pair;
+      if (pair) {
+        room.pair = pair;
+        this.#private.add(name);
+        for (const id of pair) {
+          let rooms = this.#privateOf.get(id);
+          if (!rooms) this.#privateOf.set(id, rooms = new Set());
+          rooms.add(name);
+        }
+      }
       this.#rooms.set(name, room);
     }
     return room;
@@ -796,8 +843,8 @@ export class LocalState implements SharedState {
   }
 
   #banOf(key: string, address: string, now: number): StoredBan | undefined {
-    for (const ban of this.#bans.values()) {
-      if (ban.until > now && matches(ban, key, address)) return ban;
+    for (const bans of [this.#bans.values(), this.#banning]) {
+      for (const ban of bans) if (ban.until > now && matches(ban, key, address)) return ban;
     }
     return undefined;
   }
@@ -848,17 +895,33 @@ function forgetOldLeaves(session: LocalSession): void {
   if (oldest !== undefined) session.rooms.delete(oldest);
 }
 
+/**
+ * Code point order (the UTF-8 byte order Redis sorts by), not JavaScript's UTF-16 code unit order:
+ * the two differ where a surrogate (a character above U+FFFF) meets a unit from U+E000 to U+FFFF.
+ */
 function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return codePointRank(x) - codePointRank(y);
+  }
+  return a.length - b.length;
 }
 
-/** Inserts into a sorted array (binary search; one move of the tail). */
+/** A code unit moved so that surrogates sort after U+E000–U+FFFF, as their code points do. */
+function codePointRank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit < 0xe000 ? unit + 0x2000 : unit - 0x800;
+}
+
+/** Inserts into an array sorted by `compare` (binary search; one move of the tail). */
 function insert(sorted: string[], value: string): void {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < value) lo = mid + 1;
+    if (compare(sorted[mid]!, value) < 0) lo = mid + 1;
     else hi = mid;
   }
   if (sorted[lo] !== value) sorted.splice(lo, 0, value);
@@ -869,7 +932,7 @@ function remove(sorted: string[], value: string): void {
   let hi = sorted.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < value) lo = mid + 1;
+    if (compare(sorted[mid]!, value) < 0) lo = mid + 1;
     else hi = mid;
   }
   if (sorted[lo] === value) sorted.splice(lo, 1);
@@ -886,7 +949,7 @@ export function memberPage(
     let hi = sorted.length;
     while (start < hi) {
       const mid = (start + hi) >>> 1;
-      if (sorted[mid]! <= after) start = mid + 1;
+      if (compare(sorted[mid]!, after) <= 0) start = mid + 1;
       else hi = mid;
     }
   }

@@ -96,8 +96,14 @@ export class MemoryEventLog implements EventLog {
       this.#rewrite(room, author, id, (e) => e.id === id || e.ref === id ? erasedEvent(e) : e);
     }
     for (const name of change.deleteRooms ?? []) {
+      const pair = this.#rooms.get(name)?.pair;
       this.#rooms.delete(name);
       for (const session of this.#sessions.values()) delete session.rooms[name];
+      // Sends of the room go too; only its two sessions can have sent in a private room.
+      const senders = pair ? pair.map((id) => this.#sends.get(id)) : this.#sends.values();
+      for (const kept of senders) {
+        for (const [clientId, event] of kept ?? []) if (event.room === name) kept!.delete(clientId);
+      }
     }
     for (const id of change.deleteSessions ?? []) {
       this.#sessions.delete(id);

@@ -82,7 +82,8 @@ export const MIGRATIONS: readonly string[] = [
    INSERT INTO meta (key, value) VALUES ('last_id', 0);`,
   // 2: moderation, edits and deletes, private rooms, left memberships, remembered sends. A send
   // keeps a copy of its event (JSON), so a retried client id is answered whatever retention did;
-  // files from version 1 remember the client ids of the events they still keep.
+  // files from version 1 remember the client ids of the events they still keep, for the sessions
+  // they still have (sends go with their session).
   `ALTER TABLE events ADD COLUMN ref INTEGER;
    ALTER TABLE events ADD COLUMN by_nick TEXT;
    ALTER TABLE events ADD COLUMN reason TEXT;
@@ -119,7 +120,8 @@ export const MIGRATIONS: readonly string[] = [
        json_object('id', id, 'type', type, 'room', room, 'nick', nick, 'text', text, 'ts', ts,
          'clientId', client_id, 'session', session)
      FROM (SELECT *, row_number() OVER (PARTITION BY session ORDER BY id DESC) AS n
-           FROM events WHERE client_id IS NOT NULL AND type = 'message')
+           FROM events WHERE client_id IS NOT NULL AND type = 'message'
+             AND session IN (SELECT id FROM sessions))
      WHERE n <= ${SENDS_KEPT};`,
 ];
 
@@ -210,6 +212,8 @@ export class SqliteDb {
       db = new DatabaseSync(path, { timeout: LOCK_WAIT_MS });
       configure(db, path, synchronous);
       quickCheck(db, path);
+      // A WAL left by a crash may still hold text deleted before it: fold it in and empty it.
+      checkpoint(db);
       return new SqliteDb(path, db, history);
     } catch (e) {
       try {
@@ -267,6 +271,8 @@ export class SqliteDb {
     // Sessions that remembered or left something in this batch: trimmed once each, at the end.
     const sent = new Set<string>();
     const left = new Set<string>();
+    // Whether text was erased (a delete, a DM room): it must leave the WAL too, not only the table.
+    let erased = false;
     try {
       s.begin.run();
       // Event rows wait here and go in ROWS_PER_INSERT at a time; other statements run in call
@@ -374,6 +380,7 @@ export class SqliteDb {
           i += 4;
         } else if (op === OP_ERASE) {
           flushRows();
+          erased = true;
           const id = data[i + 1] as number;
           s.eraseEvent.run(id);
           s.eraseEdits.run(id);
@@ -381,6 +388,7 @@ export class SqliteDb {
           i += 3;
         } else if (op === OP_DELETE_ROOM) {
           flushRows();
+          erased = true;
           const room = data[i++] as string;
           s.deleteRoomEvents.run(room);
           s.deleteRoomMemberships.run(room);
@@ -431,6 +439,13 @@ export class SqliteDb {
     this.#lastId = lastId;
     for (const room of deletedRooms) this.#counts.delete(room);
     for (const [room, n] of counts) this.#counts.set(room, n);
+    if (erased) {
+      try {
+        checkpoint(this.#db);
+      } catch {
+        // Committed all the same; the next erase, open or close checkpoints again.
+      }
+    }
     return { firstId, appended };
   }
 
@@ -605,6 +620,14 @@ function configure(db: DatabaseSync, path: string, synchronous: SqliteSynchronou
   db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT}`);
   // A deleted message's text must be gone from the file, not left in a freed page.
   db.exec("PRAGMA secure_delete = ON");
+}
+
+/**
+ * Copies the WAL into the database and truncates it to nothing: the WAL keeps every committed
+ * page version (a message's text too, after it was deleted) until a checkpoint overwrites it.
+ */
+function checkpoint(db: DatabaseSync): void {
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 /**

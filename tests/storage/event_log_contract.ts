@@ -396,7 +396,9 @@ export function runEventLogContract(name: string, make: MakeEventLog): void {
       events: [join("@0123456789abcdef", "a"), join("@0123456789abcdef", "b")],
       pairs: { "@0123456789abcdef": ["a", "b"] },
     });
-    await t.log.append([message("@0123456789abcdef", "psst", { clientId: "dm-1" })]);
+    await t.log.append([
+      { ...message("@0123456789abcdef", "psst", { clientId: "dm-1" }), session: "a" },
+    ]);
     let snapshot = await (await t.reopen()).load();
     assert.equal(roomsByName(snapshot).get("lobby")?.topic, "second");
     assert.deepEqual(roomsByName(snapshot).get("@0123456789abcdef")?.pair, ["a", "b"]);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { type NewEvent, StorageError } from "../../lib/storage/event_log.ts";
+import { type NewEvent, SENDS_KEPT, StorageError } from "../../lib/storage/event_log.ts";
 import { MIGRATIONS } from "../../lib/storage/sqlite_db.ts";
 import { SCHEMA_VERSION, SqliteEventLog } from "../../lib/storage/sqlite_event_log.ts";
 import { runEventLogContract } from "./event_log_contract.ts";
@@ -132,6 +132,79 @@ Deno.test("sqlite log migrates a version 1 file: sessions, memberships and clien
       await log.close();
     }
     assert.equal(userVersion(path), SCHEMA_VERSION);
+  });
+});
+
+Deno.test("sqlite log migrates a version 1 file with left rooms, dropped events and ended sessions", async () => {
+  await withPath(async (path) => {
+    // Version 1 deleted a membership on leave and kept no sends table; retention had dropped
+    // lobby's first events; carol's session ended (its row gone) while her events stayed.
+    const db = new DatabaseSync(path);
+    db.exec(MIGRATIONS[0]!);
+    db.exec("PRAGMA user_version = 1");
+    db.exec(
+      `INSERT INTO rooms (name, dropped_through) VALUES ('lobby', 3), ('side', 0), ('flood', 0);
+      INSERT INTO sessions VALUES ('s1', 'tok1', 'alice', 5), ('s2', 'tok2', 'Bob', 6);
+      INSERT INTO memberships VALUES ('s1', 'lobby', 4), ('s2', 'lobby', 5), ('s2', 'flood', 12);
+      INSERT INTO events VALUES
+        (4, 'lobby', 'join', 'alice', NULL, 10, NULL, 's1'),
+        (5, 'lobby', 'join', 'Bob', NULL, 11, NULL, 's2'),
+        (6, 'side', 'join', 'alice', NULL, 12, NULL, 's1'),
+        (7, 'side', 'message', 'alice', 'aside', 13, 'c-side', 's1'),
+        (8, 'side', 'leave', 'alice', NULL, 14, NULL, 's1'),
+        (9, 'lobby', 'message', 'alice', 'hi', 15, 'c-1', 's1'),
+        (10, 'lobby', 'message', 'carol', 'bye', 16, 'g-1', 's3'),
+        (11, 'lobby', 'leave', 'carol', NULL, 17, NULL, 's3'),
+        (12, 'flood', 'join', 'Bob', NULL, 18, NULL, 's2');
+      UPDATE meta SET value = 12 WHERE key = 'last_id';`,
+    );
+    // Bob sent more messages with client ids than a session remembers.
+    const insert = db.prepare(
+      "INSERT INTO events VALUES (?, 'flood', 'message', 'Bob', ?, 20, ?, 's2')",
+    );
+    db.exec("BEGIN");
+    for (let i = 0; i < SENDS_KEPT + 5; i++) insert.run(13 + i, `f${i}`, `f-${i}`);
+    db.exec("COMMIT");
+    db.exec(`UPDATE meta SET value = ${12 + SENDS_KEPT + 5} WHERE key = 'last_id'`);
+    db.close();
+    const log = await SqliteEventLog.open(path, { history: 10 });
+    try {
+      const snapshot = await log.load();
+      assert.equal(snapshot.lastId, 12 + SENDS_KEPT + 5);
+      assert.deepEqual(
+        snapshot.sessions.map((s) => [s.id, s.address, s.moderator, s.rooms]),
+        [
+          ["s1", "", false, { lobby: { joinId: 4 } }],
+          ["s2", "", false, { lobby: { joinId: 5 }, flood: { joinId: 12 } }],
+        ],
+      );
+      const rooms = new Map(snapshot.rooms.map((r) => [r.name, r]));
+      assert.equal(rooms.get("lobby")?.droppedThrough, 3);
+      assert.deepEqual(rooms.get("lobby")?.events.map((e) => e.id), [4, 5, 9, 10, 11]);
+      assert.deepEqual(rooms.get("side")?.events.map((e) => e.type), ["join", "message", "leave"]);
+      assert.equal(rooms.get("flood")?.events.length, 10, "--history applies at open");
+      for (const room of snapshot.rooms) {
+        for (const e of room.events) {
+          assert.equal(e.edited, undefined);
+          assert.equal(e.deleted, undefined);
+          assert.equal(e.ref, undefined);
+        }
+      }
+      // Sends: alice's from both rooms; Bob's newest SENDS_KEPT, whatever retention dropped; none
+      // of the ended session (sends go with their session).
+      assert.deepEqual(snapshot.sends.s1?.map((s) => [s.clientId, s.event.id]), [
+        ["c-side", 7],
+        ["c-1", 9],
+      ]);
+      const bobs = snapshot.sends.s2!;
+      assert.equal(bobs.length, SENDS_KEPT);
+      assert.equal(bobs[0]!.clientId, "f-5");
+      assert.equal(bobs.at(-1)!.event.text, `f${SENDS_KEPT + 4}`);
+      assert.deepEqual(Object.keys(snapshot.sends).sort(), ["s1", "s2"]);
+      assert.deepEqual(snapshot.bans, []);
+    } finally {
+      await log.close();
+    }
   });
 });
 
