@@ -29,7 +29,8 @@ one Redis, not a cluster). Key layout, P = --redis-prefix (default "parley"):
   P:presence               zset    session ids by last seen (ms): every live session is here
   P:bans                   hash    ban id -> JSON {id, nick, key, address, until, reason, by, createdAt}
   P:rate:PURPOSE:KEY       hash    token bucket (t tokens, u updated), expires when full
-  P:typing:ID:ROOM         string  a typing notice passed on; expires after 3 s
+  P:typing:ID:ROOM         string  when the last typing notice was passed on (ms); expires after 3 s
+  P:dms:ID                 set     the private rooms of a session (deleted when it ends)
   P:events (channel)       pub/sub "E" + JSON array [j, text, j, text, …] of committed events, in
                                    id order; "N" + a typing notice's JSON
 ]]
@@ -189,6 +190,9 @@ local function deleteRoom(room)
     redis.call('HDEL', k('sends', sid), cid)
     redis.call('ZREM', k('sendorder', sid), cid)
   end
+  for _, sid in ipairs(pair) do
+    if sid then redis.call('SREM', k('dms', sid), room) end
+  end
   redis.call('DEL', k('events', room), k('texts', room), k('marks', room), k('editsof', room),
     k('members', room), k('room', room), k('dmsends', room))
   redis.call('SREM', k('private'), room)
@@ -202,15 +206,12 @@ local function endSession(id, now, extra)
   if not s[1] then return false end
   local nick = s[2]
   local all = redis.call('HGETALL', k('memberships', id))
-  local private = {}
   for i = 1, #all, 2 do
-    local room = all[i]
-    if not string.find(all[i + 1], ':') then
-      leaveRoom(id, nick, room, now, extra)
-      if redis.call('HEXISTS', k('room', room), 'a') == 1 then private[#private + 1] = room end
-    end
+    if not string.find(all[i + 1], ':') then leaveRoom(id, nick, all[i], now, extra) end
   end
-  for _, room in ipairs(private) do deleteRoom(room) end
+  -- Its private rooms go with it, also those it had left.
+  for _, room in ipairs(redis.call('SMEMBERS', k('dms', id))) do deleteRoom(room) end
+  redis.call('DEL', k('dms', id))
   if redis.call('GET', k('token', s[1])) == id then redis.call('DEL', k('token', s[1])) end
   if redis.call('GET', k('nick', s[3])) == id then redis.call('DEL', k('nick', s[3])) end
   redis.call('SREM', k('addr', s[4]), id)
@@ -331,7 +332,8 @@ end)
 redis.register_function('parley_expire', function(_, a)
   begin(a)
   local now, grace = tonumber(a[3]), tonumber(a[4])
-  local ids = redis.call('ZRANGEBYSCORE', k('presence'), '-inf', '(' .. (now - grace))
+  -- Absent for the whole grace: last seen at or before now - grace, as the local stores count it.
+  local ids = redis.call('ZRANGEBYSCORE', k('presence'), '-inf', now - grace)
   for _, id in ipairs(ids) do
     if not endSession(id, now) then redis.call('ZREM', k('presence'), id) end
   end
@@ -580,6 +582,8 @@ redis.register_function('parley_direct', function(_, a)
   if y < x then x, y = y, x end
   local room = '@' .. string.sub(redis.sha1hex(x .. '\n' .. y), 1, 16)
   ensureRoom(room, x, y)
+  redis.call('SADD', k('dms', x), room)
+  redis.call('SADD', k('dms', y), room)
   for _, sid in ipairs({ id, other }) do
     if not isMember(sid, room) then
       joinRoom(sid, redis.call('HGET', k('session', sid), 'nick'), room, now)
@@ -595,7 +599,10 @@ redis.register_function('parley_typing', function(_, a)
   if not live(id) then return refused('unauthorized') end
   if not isMember(id, room) then return refused('not_member') end
   if redis.call('ZCARD', k('members', room)) > TYPING_MAX_MEMBERS then return { 'ok' } end
-  if not redis.call('SET', k('typing', id, room), 1, 'NX', 'PX', 3000) then return { 'ok' } end
+  -- Throttled by the caller's clock (as every time here), not by the key's expiry.
+  local last = tonumber(redis.call('GET', k('typing', id, room)) or '')
+  if last and tonumber(now) - last < 3000 then return { 'ok' } end
+  redis.call('SET', k('typing', id, room), now, 'PX', 3000)
   local nick = redis.call('HGET', k('session', id), 'nick')
   redis.call('PUBLISH', k('events'), 'N{"type":"typing","room":' .. str(room) .. ',"nick":' .. str(nick) ..
     ',"ts":' .. now .. ',"session":"' .. id .. '"}')
@@ -609,6 +616,5 @@ end)
 
 redis.register_function('parley_counts', function(_, a)
   begin(a)
-  return { 'ok', redis.call('ZCARD', k('presence')),
-    redis.call('ZCARD', k('rooms')) + redis.call('SCARD', k('private')), redis.call('GET', k('seq')) or '0' }
+  return { 'ok', redis.call('ZCARD', k('presence')), redis.call('ZCARD', k('rooms')) }
 end)

@@ -50,6 +50,11 @@ export interface SharedStateContractOptions {
   durable: boolean;
   /** Its writes can be made to fail (`fixture.failWrites`). */
   failures: boolean;
+  /**
+   * Why the backend cannot run here (a server missing): every case reports itself ignored with
+   * it, except in CI (`CI` set), where every case fails.
+   */
+  unavailable?: string;
 }
 
 /** The start of the suite's clock. */
@@ -73,12 +78,17 @@ export function runSharedStateContract(
     failures?: boolean;
   }
   function test(title: string, how: CaseOptions, fn: (t: Harness) => Promise<void>): void {
+    const unavailable = options.unavailable;
+    const inCi = Boolean(Deno.env.get("CI"));
     const ignore = (how.durable === true && !options.durable) ||
-      (how.failures === true && !options.failures);
+      (how.failures === true && !options.failures) || (unavailable !== undefined && !inCi);
     Deno.test({
-      name: `${name}: ${title}`,
+      name: unavailable === undefined
+        ? `${name}: ${title}`
+        : `${name}: ${title} (${inCi ? "fails" : "ignored"}: ${unavailable})`,
       ignore,
       fn: async () => {
+        if (unavailable !== undefined) throw new Error(unavailable);
         const fixture = await make(how.history ?? 100, T0);
         const harness = new Harness(fixture);
         try {
