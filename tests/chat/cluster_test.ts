@@ -9,6 +9,7 @@ import { type App, startApp } from "../../lib/app.ts";
 import { Logger } from "../../lib/log.ts";
 import { ApiClient, eventually, FakeClock, testConfig } from "../_server.ts";
 import { type RedisServer, redisTest } from "../_redis.ts";
+import { ServerProcess } from "../storage/_process.ts";
 
 interface Event {
   id: number;
@@ -289,5 +290,56 @@ redisTest(
       assert.equal(new Set(got).size, got.length, "nothing twice");
       assert.ok(lines.some((l) => l.includes("store unavailable")), lines.join("\n"));
     });
+  },
+);
+
+redisTest(
+  "an instance killed with SIGKILL: its clients go on at the other from their cursors, nothing lost or repeated",
+  async (redis) => {
+    const store = `redis://127.0.0.1:${redis.port}`;
+    const doomed = await ServerProcess.start(store, []);
+    const survivor = await ServerProcess.start(store, []);
+    try {
+      const [x, y] = [new ApiClient(await doomed.url()), new ApiClient(await survivor.url())];
+      const alice = await x.session("alice");
+      const bob = await x.session("bob");
+      await x.join(alice.token, "lobby");
+      await x.join(bob.token, "lobby");
+      let cursor = (await x.poll(bob.token, null, 0)).body.cursor;
+      const acknowledged: number[] = [];
+      const got: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        acknowledged.push(
+          (await x.send(alice.token, "lobby", `before ${i}`, `b${i}`)).body.event.id,
+        );
+      }
+      const first = await x.poll(bob.token, cursor, 0);
+      got.push(...first.body.events.map((e: Event) => e.id));
+      cursor = first.body.cursor;
+      // Bob waits on the doomed instance when it dies.
+      const waiting = x.poll(bob.token, cursor, 30).catch(() => null);
+      await doomed.stop("SIGKILL");
+      assert.equal(await waiting, null, "the poll on the killed instance fails");
+      // Everything goes on at the other instance, with the same tokens and cursors.
+      for (let i = 0; i < 10; i++) {
+        const sent = await y.send(alice.token, "lobby", `after ${i}`, `a${i}`);
+        assert.equal(sent.status, 201);
+        acknowledged.push(sent.body.event.id);
+      }
+      // A retry of a send acknowledged by the dead instance is recognised.
+      const retry = await y.send(alice.token, "lobby", "before 9", "b9");
+      assert.equal(retry.status, 200);
+      for (;;) {
+        const answer = await y.poll(bob.token, cursor, 0);
+        assert.equal(answer.status, 200);
+        if (answer.body.events.length === 0) break;
+        got.push(...answer.body.events.map((e: Event) => e.id));
+        cursor = answer.body.cursor;
+      }
+      assert.deepEqual(got, acknowledged, "every acknowledged message once, in order");
+    } finally {
+      await doomed.stop("SIGKILL");
+      await survivor.stop("SIGKILL");
+    }
   },
 );
