@@ -21,6 +21,7 @@ import {
   type SharedState,
 } from "../storage/shared_state.ts";
 import type { Rate } from "./rate_limiter.ts";
+import { Deadlines } from "./deadlines.ts";
 import { StoreHealth } from "./store_health.ts";
 import {
   clientIdProblem,
@@ -77,7 +78,6 @@ interface Waiter {
   session: SessionInfo;
   group: Group;
   resolve: (answer: PollAnswer) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
   signal: AbortSignal;
   onAbort: () => void;
 }
@@ -134,10 +134,11 @@ export class ChatStore {
   #health: StoreHealth;
   #groups = new Map<string, Group>();
   #byRoom = new Map<string, Set<Group>>();
-  #bySession = new Map<string, Set<Waiter>>();
+  /** Waiting polls by session: one waiter, or a set when it has several. */
+  #bySession = new Map<string, Waiter | Set<Waiter>>();
+  /** When each waiting poll's `wait` ends: one timer for all. */
+  #deadlines = new Deadlines<Waiter>((waiter) => waiter.onAbort());
   #waiting = 0;
-  /** Sessions with polls open here (present whatever their last request), and how many. */
-  #polling = new Map<string, number>();
   /** Sessions whose poll ended since the last sweep, and when: they were seen then. */
   #seen = new Map<string, number>();
   #inFlight = new Set<InFlight>();
@@ -439,13 +440,12 @@ export class ChatStore {
             session,
             group: this.#group(cursor, ranges),
             resolve,
-            timer: undefined,
             signal,
             onAbort: () => this.#finish(waiter, this.#answer({ events: [], gap: false }, cursor)),
           };
-          waiter.timer = setTimeout(waiter.onAbort, waitSeconds * 1000);
           signal.addEventListener("abort", waiter.onAbort, { once: true });
           this.#enter(waiter);
+          this.#deadlines.add(waiter, waitSeconds * 1000);
           if (this.#heard !== heard) this.#check(waiter.group);
         });
       });
@@ -462,7 +462,7 @@ export class ChatStore {
     const now = this.#now();
     const present = this.#seen;
     this.#seen = new Map();
-    for (const id of this.#polling.keys()) present.set(id, now);
+    for (const id of this.#bySession.keys()) present.set(id, now);
     try {
       if (present.size > 0) await this.#call(() => this.#state.touch(present));
       await this.#call(() => this.#state.expire(now, this.#options.presenceGrace * 1000));
@@ -596,11 +596,17 @@ export class ChatStore {
   #enter(waiter: Waiter): void {
     waiter.group.waiters.add(waiter);
     const id = waiter.session.id;
-    let set = this.#bySession.get(id);
-    if (!set) this.#bySession.set(id, set = new Set());
-    set.add(waiter);
+    const held = this.#bySession.get(id);
+    if (held === undefined) this.#bySession.set(id, waiter);
+    else if (held instanceof Set) held.add(waiter);
+    else this.#bySession.set(id, new Set([held, waiter]));
     this.#waiting++;
-    this.#polling.set(id, (this.#polling.get(id) ?? 0) + 1);
+  }
+
+  /** The waiting polls of a session, as a list safe to change the indexes under. */
+  #waitersOf(id: string): Waiter[] {
+    const held = this.#bySession.get(id);
+    return held === undefined ? [] : held instanceof Set ? [...held] : [held];
   }
 
   /** Takes a waiter out of its group and indexes; false when it had already left them. */
@@ -616,19 +622,19 @@ export class ChatStore {
       }
     }
     const id = waiter.session.id;
-    const set = this.#bySession.get(id);
-    set?.delete(waiter);
-    if (set?.size === 0) this.#bySession.delete(id);
+    const held = this.#bySession.get(id);
+    if (held === waiter) this.#bySession.delete(id);
+    else if (held instanceof Set) {
+      held.delete(waiter);
+      if (held.size === 1) this.#bySession.set(id, held.values().next().value!);
+    }
     this.#waiting--;
-    const open = (this.#polling.get(id) ?? 1) - 1;
-    if (open > 0) this.#polling.set(id, open);
-    else this.#polling.delete(id);
     return true;
   }
 
   #finish(waiter: Waiter, answer: PollAnswer): void {
     if (!this.#leave(waiter)) return;
-    clearTimeout(waiter.timer);
+    this.#deadlines.remove(waiter);
     waiter.signal.removeEventListener("abort", waiter.onAbort);
     this.#seen.set(waiter.session.id, this.#now());
     this.counters.delivered += answer.count;
@@ -650,7 +656,7 @@ export class ChatStore {
     }
     // A session that joined or left reads other ranges now: move its waiters to their new group.
     for (const id of movers ?? []) {
-      for (const waiter of [...this.#bySession.get(id) ?? []]) {
+      for (const waiter of this.#waitersOf(id)) {
         this.#regroup(waiter, touched);
       }
     }
