@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import type { Page } from "./_cdp.ts";
 import {
   assertCleanPage,
+  CSP_RECORDER,
   enter,
   joinRoom,
   js,
@@ -272,13 +273,6 @@ pageTest(
 );
 
 /** Collects the page's CSP violations from the first script on, before the page's own. */
-const CSP_RECORDER = `
-  window.__violations = [];
-  document.addEventListener("securitypolicyviolation", (e) => {
-    window.__violations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-  });
-`;
-
 pageTest(
   "the page runs under its Content-Security-Policy without a violation",
   async ({ url, browser, client }) => {
