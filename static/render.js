@@ -94,8 +94,8 @@ function actionButton(action, text, label) {
 }
 
 /**
- * A nick that opens a direct conversation when chosen. Out of the Tab order in the message list
- * (the member list and `/msg` reach the same from the keyboard).
+ * A nick that opens a direct conversation when chosen. In the message list it is out of the Tab
+ * order (one stop per message would be too many; the member list and `/msg` do the same).
  * @param {string} nick @param {string} className
  */
 export function nickButton(nick, className = "nick") {
@@ -133,6 +133,7 @@ export function eventLi(ev, me) {
       if (ev.edited) body.append(span("edited", "(edited)"));
     }
     const nick = me.canDm ? nickButton(ev.nick) : name("nick", ev.nick);
+    if (me.canDm) nick.tabIndex = -1;
     li.append(timeEl(ev.ts), nick, body);
     const controls = [];
     if (!ev.deleted && me.canEdit) {

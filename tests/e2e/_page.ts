@@ -220,6 +220,22 @@ export async function confirmDialog(
   await page.waitFor(`!document.getElementById("dialog").open`, { what: "the dialog to close" });
 }
 
+/** What overflows the viewport sideways: the page's scroll width and rows wider than the screen. */
+export async function overflow(
+  page: Page,
+): Promise<{ scroll: number; width: number; wide: string[] }> {
+  return await page.evaluate(`(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getClientRects().length > 0)
+      .filter((el) => el.closest(".skip-links") === null)
+      .filter((el) => el.getBoundingClientRect().right > width + 1)
+      .filter((el) => getComputedStyle(el.parentElement).overflowX !== "auto")
+      .map((el) => el.id || el.className || el.tagName);
+    return { scroll: document.documentElement.scrollWidth, width, wide };
+  })()`);
+}
+
 /** Records Content-Security-Policy violations in `window.__violations` (an init script). */
 export const CSP_RECORDER = `
   window.__violations = [];

@@ -136,7 +136,10 @@ pageTest(
     const bob = await client.session("bob");
     await client.join(bob.token, "lobby");
     await untilMembers(alice, ["alice", "bob"]);
-    await click(alice, `#members li[data-nick="bob"] button[data-action="dm"]`);
+    // This time from bob's name on his message.
+    await client.send(bob.token, "lobby", "ping me");
+    const { id } = await untilShown(alice, "ping me");
+    await click(alice, `#messages li[data-id="${id}"] button.nick[data-action="dm"]`);
     await untilText(alice, "room-title", "@bob");
     const room = await alice.evaluate<string>(`decodeURIComponent(location.hash.slice(1))`);
     await alice.evaluate(`document.querySelector('#room-tabs button[data-room="lobby"]').click()`);

@@ -14,6 +14,7 @@ import {
   joinRoom,
   js,
   logIn,
+  overflow,
   pageTest,
   screenshot,
   shownMessages,
@@ -178,20 +179,6 @@ pageTest(
     assertCleanPage(page);
   },
 );
-
-/** What overflows the viewport sideways: the page's scroll width and rows wider than the screen. */
-async function overflow(page: Page): Promise<{ scroll: number; width: number; wide: string[] }> {
-  return await page.evaluate(`(() => {
-    const width = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll("body *")]
-      .filter((el) => el.getClientRects().length > 0)
-      .filter((el) => el.closest(".skip-links") === null)
-      .filter((el) => el.getBoundingClientRect().right > width + 1)
-      .filter((el) => getComputedStyle(el.parentElement).overflowX !== "auto")
-      .map((el) => el.id || el.className || el.tagName);
-    return { scroll: document.documentElement.scrollWidth, width, wide };
-  })()`);
-}
 
 const LONG_NICK = "Bartholomew_Featherstonehaugh_III"; // 33 > 32: the server's limit is 32
 const NICK32 = LONG_NICK.slice(0, 32);

@@ -15,6 +15,7 @@ import {
   CSP_RECORDER,
   enter,
   js,
+  overflow,
   pageTest,
   roomTabs,
   screenshot,
@@ -162,7 +163,12 @@ pageTest(
 
     // A kick from the member list, with a reason.
     await untilMembers(mod, ["bob", "carol", "mia"]);
+    await mod.setViewport(390, 844);
+    await click(mod, "#toggle-sidebar");
+    await screenshot(mod, "moderator-members-phone-390");
     await click(mod, `#members li[data-nick="carol"] [data-action="kick"]`);
+    await mod.waitFor(`document.getElementById("dialog").open`, { what: "the kick dialog" });
+    await screenshot(mod, "moderator-kick-dialog-phone-390");
     await confirmDialog(mod, { field: "off topic" });
     await untilMembers(bob, ["bob", "mia"]);
     await bob.waitFor(
@@ -200,6 +206,21 @@ pageTest(
       bans.body.bans.map((b: { nick: string; reason: string }) => [b.nick, b.reason]),
       [["dave", "flooding"]],
     );
+
+    // A long nick and a long topic fit a 320 px screen beside the moderators' buttons.
+    const long = await client.session("Bartholomew_Featherstonehaugh_II");
+    await client.join(long.token, "lobby");
+    await typeAndSend(mod, `/topic ${"A rather long topic that goes on and on. ".repeat(5)}`);
+    await untilMembers(mod, ["Bartholomew_Featherstonehaugh_II", "bob", "mia"]);
+    await mod.setViewport(320, 640);
+    await mod.waitFor(`document.documentElement.clientWidth === 320`);
+    for (const sidebar of ["open", "closed"]) {
+      const seen = await overflow(mod);
+      assert.equal(seen.scroll, seen.width, `nothing scrolls sideways, sidebar ${sidebar}`);
+      assert.deepEqual(seen.wide, [], `nothing sticks out, sidebar ${sidebar}`);
+      await screenshot(mod, `moderator-narrow-320-sidebar-${sidebar}`);
+      await click(mod, "#toggle-sidebar");
+    }
 
     // Mistakes keep the text: a kick of someone not here.
     await typeAndSend(mod, "/kick nobody");
