@@ -2,11 +2,13 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /// <reference lib="esnext" />
-// Parley's page: a nick form, joined rooms as tabs, and ONE long poll per browser, held by the
-// leading tab and shared with the others (./tabs.js). Plain ES modules, no build step. Chat text
-// is only ever set with textContent (./render.js).
-import { button, eventLi, name, pendingLi, span } from "./render.js";
+// Parley's page: a nick form, joined rooms and direct conversations as tabs, and ONE long poll
+// per browser, held by the leading tab and shared with the others (./tabs.js). Plain ES modules,
+// no build step. Chat text is only ever set with textContent (./render.js).
+import { COMMANDS, parseCommand } from "./commands.js";
+import { button, eventLi, name, nickButton, pendingLi, span } from "./render.js";
 import {
+  addSavedDm,
   addSavedRoom,
   KEY,
   local,
@@ -14,7 +16,9 @@ import {
   OUTBOX_MAX,
   perTab,
   rememberSent,
+  removeSavedDm,
   removeSavedRoom,
+  savedDms,
   savedRooms,
   savedUnread,
   sentIds,
@@ -25,6 +29,7 @@ import { holdTabLock, liveTabs, openChannel, whileLeading } from "./tabs.js";
 import {
   COUNT_FROM,
   countChars,
+  isDirectRoom,
   MAX_MESSAGE,
   normalizeRoom,
   retryAfterSeconds,
@@ -39,7 +44,10 @@ import {
  * @typedef {import("./storage.js").OutboxItem} OutboxItem
  * @typedef {{name: string, events: ChatEvent[], ids: Set<number>, members: Set<string>,
  *   memberCount: number, membersNext: string | null, unread: number, noMore: boolean,
- *   loaded: boolean, loading: Promise<void> | null, draft: string}} Room
+ *   loaded: boolean, loading: Promise<void> | null, draft: string, dm: string | null,
+ *   topic: string, topicId: number}} Room
+ *   `dm`: for a direct conversation the other person's nick ("" until known), else null.
+ *   `topicId`: the id of the event the topic is known as of (older topic events change nothing).
  * @typedef {{status: number, ok: boolean, data: any, headers: Headers}} Reply
  */
 
@@ -48,8 +56,12 @@ const PAGE = 50; // events per join answer and per "load older"
 const MEMBERS_PAGE = 100; // nicks per "more members"
 const EVENTS_KEPT = 1000; // events kept per room in memory; older ones come back on demand
 const JOINS_AT_ONCE = 4; // rejoins after a new session, so sends and the poll still get through
-/** Event types this page shows; others (from newer servers) are skipped. */
-const SHOWN = new Set(["message", "join", "leave"]);
+/** Event types this page shows as lines; edits and deletes change them, others are skipped. */
+const SHOWN = new Set(["message", "join", "leave", "topic"]);
+const TYPING_EVERY = 3000; // ms between typing notices this tab sends per room (as the server)
+const TYPING_SHOWN = 5000; // ms "alice is typing…" stays after a notice
+/** The moderators' buttons beside each member: data-action and text. */
+const MODERATOR_ACTIONS = /** @type {const} */ ([["kick", "Kick"], ["ban", "Ban"]]);
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -78,6 +90,16 @@ const toggle = $("toggle-sidebar");
 const sidebar = $("sidebar");
 const notice = $("notice");
 const roomTitle = $("room-title");
+const adminInput = /** @type {HTMLInputElement} */ ($("admin-input"));
+const dmList = $("dm-list");
+const topicLine = $("topic");
+const setTopic = $("set-topic");
+const typingLine = $("typing");
+const help = $("help");
+const editing = $("editing");
+const dialog = /** @type {HTMLDialogElement} */ ($("dialog"));
+const dialogField = /** @type {HTMLInputElement} */ ($("dialog-field"));
+const dialogMinutes = /** @type {HTMLInputElement} */ ($("dialog-minutes"));
 
 /** This tab's id; a lock held under it tells other tabs it is alive. */
 const tab = tabId();
@@ -98,6 +120,16 @@ const state = {
   /** @type {Set<string>} */ needsJoin: new Set(),
   /** The send queue of each room, at most one per room in this tab. */
   /** @type {Map<string, Promise<void>>} */ queues: new Map(),
+  /** Whether the session is a moderator's (its token is saved as one). */
+  moderator: false,
+  /** The message being edited in the composer, and the draft it replaced there. */
+  /** @type {{room: string, id: number, draft: string} | null} */ editing: null,
+  /** When this tab last sent a typing notice, by room. */
+  /** @type {Map<string, number>} */ typedAt: new Map(),
+  /** Who is typing where, until when (ms since the epoch, this browser's clock). */
+  /** @type {Map<string, Map<string, number>>} */ typers: new Map(),
+  /** A command of the composer is running: Enter waits for it. */
+  commandRunning: false,
 };
 /** Joined rooms in tab order. @type {Map<string, Room>} */
 const rooms = new Map();
@@ -132,6 +164,8 @@ const never = () => /** @type {Promise<never>} */ (new Promise(() => {}));
 const errorText = (r, fallback) => r.data?.error?.message ?? fallback;
 /** @param {Reply} r */
 const retryAfter = (r) => retryAfterSeconds(r.headers.get("Retry-After"));
+/** Text ending as a sentence does. @param {string} text */
+const sentence = (text) => (/[.!?…]$/.test(text) ? text : `${text}.`);
 
 /**
  * Calls the API with the session's token. A 401 ends the session; requests of an ended session
@@ -186,6 +220,9 @@ function startSession(fresh) {
   state.sent = sentIds(token);
   state.queues = new Map();
   state.listing = new Map();
+  state.moderator = local.get(KEY.moderator) === token;
+  state.editing = null;
+  state.typers = new Map();
   nickError.textContent = loginNote.textContent = joinError.textContent = "";
   setNotice("");
   $("login").hidden = true;
@@ -196,34 +233,46 @@ function startSession(fresh) {
       false;
   $("me-nick").textContent = state.nick;
 
-  const { room: wanted, problem } = roomFromHash();
+  let { room: wanted, problem } = roomFromHash();
+  const dms = savedDms(token);
+  if (wanted && isDirectRoom(wanted) && !dms.some((d) => d.room === wanted)) {
+    wanted = null;
+    problem = "The direct conversation in the address has ended, or is not yours.";
+  }
   saveWantedRoom(wanted);
   const names = savedRooms();
   const unread = savedUnread();
   rooms.clear();
   for (const n of names) rooms.set(n, newRoom(n, unread[n] ?? 0));
+  for (const dm of dms) rooms.set(dm.room, newRoom(dm.room, unread[dm.room] ?? 0, dm.with));
   state.needsJoin = new Set(fresh ? names : []);
   state.active = null;
   showRoom(wanted ?? names[0] ?? null);
   if (problem) setNotice(problem);
+  renderHelp();
 
   whileLeading(token, ctl.signal, () => leadPolls(ctl.signal));
   void loadListing();
   if (fresh) void joinAll(names, ctl.signal);
+  else void checkDms(dms.map((d) => d.room).filter((n) => n !== state.active));
   kickQueues();
   if (document.activeElement === document.body || document.activeElement === nickInput) {
     sendInput.focus();
   }
 }
 
-/** Adds the room of the address, or lobby when there is none at all, to the saved rooms. @param {string | null} wanted */
+/**
+ * Adds the room of the address, or lobby when there is none at all, to the saved rooms (a direct
+ * conversation is saved as one when it opens).
+ * @param {string | null} wanted
+ */
 function saveWantedRoom(wanted) {
-  if (wanted) addSavedRoom(wanted);
+  if (wanted && !isDirectRoom(wanted)) addSavedRoom(wanted);
   else if (savedRooms().length === 0) addSavedRoom("lobby");
 }
 
-/** @param {string} n @param {number} unread */
-function newRoom(n, unread = 0) {
+/** @param {string} n @param {number} unread @param {string | null} dm the other person's nick */
+function newRoom(n, unread = 0, dm = isDirectRoom(n) ? "" : null) {
   return {
     name: n,
     events: [],
@@ -236,7 +285,16 @@ function newRoom(n, unread = 0) {
     loaded: false,
     loading: null,
     draft: "",
+    dm,
+    topic: "",
+    topicId: 0,
   };
+}
+
+/** How a room is named on the page: `#room`, or `@nick` for a direct conversation. @param {string} n */
+function label(n) {
+  if (!isDirectRoom(n)) return `#${n}`;
+  return `@${rooms.get(n)?.dm || "…"}`;
 }
 
 /**
@@ -248,9 +306,15 @@ function endSession(note) {
   state.ctl?.abort();
   state.ctl = null;
   state.token = state.active = null;
+  state.editing = null;
+  if (dialog.open) dialog.close("");
+  settleDialog?.(null);
   rooms.clear();
   list.replaceChildren();
   roomList.replaceChildren();
+  dmList.replaceChildren();
+  typingLine.replaceChildren();
+  editing.hidden = help.hidden = true;
   status.textContent = "";
   setNotice("");
   loginNote.textContent = note;
@@ -296,19 +360,30 @@ nickForm.addEventListener("submit", async (e) => {
   submit.disabled = true;
   try {
     await loggingOut;
-    const r = await api("POST", "/api/session", { body: { nick } });
+    const secret = adminInput.value;
+    const r = await api("POST", "/api/session", {
+      body: secret ? { nick, admin: secret } : { nick },
+    });
     if (r.ok && r.data?.token) {
       showNickError("");
+      adminInput.value = "";
       state.token = r.data.token;
       state.nick = r.data.nick ?? nick;
       // The token last: other tabs follow when it changes, and need the rest by then.
       local.setJson(KEY.cursor, { token: state.token, cursor: r.data.cursor ?? "" });
       local.set(KEY.nick, state.nick);
+      local.set(KEY.moderator, r.data.moderator === true ? state.token : null);
       saveWantedRoom(roomFromHash().room);
       local.set(KEY.token, state.token);
       startSession(true);
     } else if (r.status === 429) {
       showNickError(`${errorText(r, "Too many new sessions.")} Try again in ${retryAfter(r)} s.`);
+    } else if (r.data?.error?.code === "banned") {
+      const until = Number(r.data.error.until);
+      const ends = Number.isFinite(until)
+        ? ` The ban ends ${new Date(until).toLocaleString()}.`
+        : "";
+      showNickError(`${sentence(errorText(r, "You are banned"))}${ends}`);
     } else {
       showNickError(errorText(r, `Could not start a session (HTTP ${r.status}).`));
     }
@@ -326,7 +401,9 @@ logout.addEventListener("click", () => {
   const token = state.token;
   // Everything of the person goes; the rooms first (other tabs take that for a logout, not an
   // expiry), the token last.
-  for (const key of [KEY.rooms, KEY.outbox, KEY.sent, KEY.cursor]) local.set(key, null);
+  for (const key of [KEY.rooms, KEY.outbox, KEY.sent, KEY.cursor, KEY.dms, KEY.moderator]) {
+    local.set(key, null);
+  }
   perTab.set(KEY.unread, null);
   local.set(KEY.token, null);
   endSession(""); // stops the poll first, so its 401 is not taken for an expiry
@@ -354,7 +431,7 @@ addEventListener("storage", (e) => {
     }
   } else if (!state.ctl) {
     // not signed in: nothing shown depends on the rest
-  } else if (e.key === KEY.rooms) syncRooms();
+  } else if (e.key === KEY.rooms || e.key === KEY.dms) syncRooms();
   else if (e.key === KEY.outbox) {
     renderPending();
     kickQueues();
@@ -366,12 +443,14 @@ addEventListener("storage", (e) => {
 /**
  * What the leading tab shares, and tabs tell each other.
  * @param {{kind: string, token?: string | null, events?: ChatEvent[], gap?: boolean,
- *   text?: string}} message
+ *   ephemeral?: unknown[], text?: string}} message
  */
 function receive(message) {
   if (!message || message.token !== state.token || !state.ctl) return;
-  if (message.kind === "events") applyEvents(message.events ?? [], Boolean(message.gap));
-  else if (message.kind === "status") status.textContent = message.text ?? "";
+  if (message.kind === "events") {
+    applyEvents(message.events ?? [], Boolean(message.gap));
+    if (Array.isArray(message.ephemeral)) applyNotices(message.ephemeral);
+  } else if (message.kind === "status") status.textContent = message.text ?? "";
   else if (message.kind === "online") {
     wakeQueues();
     const active = state.active ? rooms.get(state.active) : undefined;
@@ -425,7 +504,12 @@ async function pollLoop(signal) {
         failing = false;
         delay = 1000;
         busy = 0;
-        share({ kind: "events", events: r.data?.events ?? [], gap: Boolean(r.data?.gap) });
+        share({
+          kind: "events",
+          events: r.data?.events ?? [],
+          gap: Boolean(r.data?.gap),
+          ephemeral: r.data?.ephemeral ?? [],
+        });
         if (r.data?.cursor) local.setJson(KEY.cursor, { token, cursor: r.data.cursor });
         continue; // also on `Connection: close` (server shutting down): reconnect at once
       }
@@ -462,6 +546,9 @@ function applyEvents(events, gap) {
     renderPending();
   }
   for (const ev of events) applyEvent(ev);
+  // Conversations someone opened with this session: it sees them from its own join on, so the
+  // other person's nick comes from the member list.
+  for (const room of rooms.values()) if (room.dm === "") void learnDm(room);
   if (gap) {
     renderMessages();
     const active = state.active ? rooms.get(state.active) : undefined;
@@ -471,20 +558,100 @@ function applyEvents(events, gap) {
 
 /** @param {ChatEvent} ev an event from the poll */
 function applyEvent(ev) {
-  const room = rooms.get(ev.room);
+  let room = rooms.get(ev.room);
+  if (!room && ev.type === "join" && isDirectRoom(ev.room)) room = discoverDm(ev.room);
   if (!room) {
     if (ev.type === "join") bumpListing(ev.room, 1);
     else if (ev.type === "leave") bumpListing(ev.room, -1);
     return;
   }
+  if (room.dm === "" && ev.type === "join" && ev.nick !== state.nick) labelDm(room, ev.nick);
   if (!addEvent(room, ev, true)) return;
   if (ev.type === "message") {
+    stopTyping(room.name, ev.nick);
     if (!isOwn(ev) && (room.name !== state.active || document.hidden)) {
       room.unread++;
       saveUnread();
       renderTabs();
     }
-  } else applyPresence(room, ev);
+  } else if (ev.type === "join" || ev.type === "leave") {
+    applyPresence(room, ev);
+    if (ev.type === "leave") afterLeave(room, ev);
+  }
+}
+
+/**
+ * Someone opened a direct conversation with this session: it joins the list (labelled once the
+ * other person's nick is known, never with the room's name).
+ * @param {string} n
+ */
+function discoverDm(n) {
+  const room = newRoom(n);
+  rooms.set(n, room);
+  renderTabs();
+  return room;
+}
+
+/** Conversations whose other person is being asked for. @type {Set<string>} */
+const learning = new Set();
+
+/**
+ * Asks who the other person of a conversation is (the members, not the history: messages that
+ * come by the poll meanwhile still count as unread). One question per conversation at a time.
+ * @param {Room} room
+ */
+async function learnDm(room) {
+  if (learning.has(room.name)) return;
+  learning.add(room.name);
+  let r;
+  try {
+    r = await api("GET", `${roomPath(room.name, "members")}?limit=2`);
+  } catch {
+    return; // the next poll answer asks again
+  } finally {
+    learning.delete(room.name);
+  }
+  if (rooms.get(room.name) !== room || room.dm !== "") return;
+  /** @type {unknown[]} */
+  const nicks = Array.isArray(r.data?.members) ? r.data.members : [];
+  const other = nicks.find((nick) => typeof nick === "string" && nick !== state.nick);
+  if (typeof other === "string") labelDm(room, other);
+  else if (r.status === 403 || r.status === 404 || r.ok) forgetRoom(room.name); // over already
+}
+
+/** @param {Room} room @param {string} nick the other person */
+function labelDm(room, nick) {
+  room.dm = nick;
+  if (state.token) addSavedDm(state.token, { room: room.name, with: nick });
+  renderTabs();
+  if (room.name === state.active) showRoom(room.name, false);
+}
+
+/**
+ * A leave that ends something here: any leave ends a direct conversation; being removed from a
+ * room by a moderator takes the room off the list.
+ * @param {Room} room @param {ChatEvent} ev
+ */
+function afterLeave(room, ev) {
+  if (room.dm !== null) {
+    endDm(room, ev.nick === state.nick ? "" : `${ev.nick} left`);
+  } else if (ev.nick === state.nick && ev.by) {
+    forgetRoom(room.name);
+    const why = ev.reason ? `: ${ev.reason}` : "";
+    setNotice(sentence(`You were removed from #${room.name} by ${ev.by}${why}`));
+  }
+}
+
+/**
+ * A direct conversation ended (a leave, or the server no longer knows it): it goes from the list
+ * in every tab, with a short notice.
+ * @param {Room} room @param {string} [why]
+ */
+function endDm(room, why = "") {
+  if (rooms.get(room.name) !== room) return;
+  const who = room.dm || "someone";
+  forgetRoom(room.name);
+  setNotice(`The conversation with ${who} has ended${why ? ` (${why})` : ""}.`);
 }
 
 /** @param {ChatEvent} ev */
@@ -525,14 +692,25 @@ function bumpListing(n, delta) {
 }
 
 /**
- * Adds an event to a room once (dedupe by id), in id order.
+ * Adds an event to a room once (dedupe by id), in id order. Edits and deletes change the message
+ * they refer to instead; a topic event also sets the room's topic.
  * @param {Room} room @param {ChatEvent} ev @param {boolean} live render it now if shown
  * @returns {boolean} whether it was new
  */
 function addEvent(room, ev, live) {
+  if (ev.type === "edit" || ev.type === "delete") {
+    changeMessage(room, ev);
+    return false;
+  }
   if (room.ids.has(ev.id)) return false;
   room.ids.add(ev.id);
-  if (!SHOWN.has(ev.type)) return false;
+  if (ev.type === "topic" && ev.id > room.topicId) {
+    room.topic = ev.text ?? "";
+    room.topicId = ev.id;
+    if (room.name === state.active) renderTopic();
+  }
+  // Joins add nothing to a conversation of two.
+  if (!SHOWN.has(ev.type) || (room.dm !== null && ev.type === "join")) return true;
   const last = room.events.at(-1);
   room.events.push(ev);
   if (last && last.id > ev.id) room.events.sort((a, b) => a.id - b.id);
@@ -542,10 +720,59 @@ function addEvent(room, ev, live) {
     }
     room.noMore = false;
   }
-  if (live && room.name === state.active) {
-    insertLi(eventLi(ev, { own: isOwn(ev), nick: state.nick }), isOwn(ev));
-  }
+  if (live && room.name === state.active) insertLi(eventLi(ev, viewer(room, ev)), isOwn(ev));
   return true;
+}
+
+/**
+ * Applies an edit or a delete to the message it refers to, wherever it is shown. Both may come
+ * twice (the answer to this tab's request and the poll) or late: an edit older than the one
+ * shown, or any edit after a delete, changes nothing.
+ * @param {Room} room @param {{type: string, id: number, ref?: number, text?: string}} ev
+ */
+function changeMessage(room, ev) {
+  const at = room.events.findIndex((e) => e.id === ev.ref);
+  const message = room.events[at];
+  if (!message || message.type !== "message" || message.deleted) return;
+  /** @type {ChatEvent} */
+  let changed;
+  if (ev.type === "delete") {
+    const { text: _, edited: __, ...rest } = message;
+    changed = { ...rest, deleted: true };
+  } else {
+    if (typeof ev.text !== "string" || (message.editId ?? 0) >= ev.id) return;
+    changed = { ...message, text: ev.text, edited: true, editId: ev.id };
+  }
+  room.events[at] = changed;
+  if (ev.type === "delete" && state.editing?.room === room.name && state.editing.id === ev.ref) {
+    cancelEdit();
+    setNotice("The message you were editing was deleted.");
+  }
+  if (room.name !== state.active) return;
+  const li = list.querySelector(`li[data-id="${changed.id}"]`);
+  if (!(li instanceof HTMLElement)) return;
+  const focused = document.activeElement;
+  const action = focused instanceof HTMLElement && li.contains(focused)
+    ? focused.dataset.action
+    : undefined;
+  const replacement = eventLi(changed, viewer(room, changed));
+  li.replaceWith(replacement);
+  if (action !== undefined) {
+    const same = replacement.querySelector(`[data-action="${action}"]`);
+    (same instanceof HTMLElement ? same : scroller).focus();
+  }
+}
+
+/** What the reader may do with `ev` in `room`. @param {Room} room @param {ChatEvent} ev */
+function viewer(room, ev) {
+  const own = isOwn(ev);
+  return {
+    own,
+    nick: state.nick,
+    canEdit: own,
+    canDelete: own || state.moderator,
+    canDm: !own && room.dm === null && ev.nick !== state.nick,
+  };
 }
 
 // ---- rooms -----------------------------------------------------------------------------------
@@ -563,12 +790,16 @@ function roomFromHash() {
   } catch { /* keep as is */ }
   const n = normalizeRoom(text);
   const problem = roomProblem(n);
-  if (!problem) return { room: n, problem: null };
+  if (!problem || isDirectRoom(n)) return { room: n, problem: null };
   return { room: null, problem: `“${shorten(n, 40)}” in the address is not a room. ${problem}` };
 }
 
 /** Joins a room here and in every tab (shared list), and shows it. @param {string} n */
 function go(n) {
+  if (isDirectRoom(n) && !rooms.has(n)) {
+    setNotice("That direct conversation has ended, or is not yours.");
+    return;
+  }
   if (!rooms.has(n)) {
     rooms.set(n, newRoom(n));
     addSavedRoom(n);
@@ -589,7 +820,7 @@ function loadRoom(room) {
       r = await api("POST", roomPath(room.name, "join"));
     } catch {
       if (room.name === state.active) {
-        setNotice(`Could not load #${room.name}: the server is unreachable.`);
+        setNotice(`Could not load ${label(room.name)}: the server is unreachable.`);
       }
       return;
     }
@@ -597,9 +828,10 @@ function loadRoom(room) {
     if (!r.ok) {
       // A room the server will not let in goes; a busy server is asked again later.
       const refused = r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429;
+      if (refused && room.dm !== null) return endDm(room);
       if (refused) forgetRoom(room.name);
       if (refused || room.name === state.active) {
-        setNotice(errorText(r, `Could not join #${room.name} (HTTP ${r.status}).`));
+        setNotice(errorText(r, `Could not join ${label(room.name)} (HTTP ${r.status}).`));
       }
       return;
     }
@@ -612,14 +844,86 @@ function loadRoom(room) {
     /** @type {ChatEvent[]} */
     const history = Array.isArray(r.data?.history) ? r.data.history : [];
     for (const ev of history) addEvent(room, ev, false);
+    // The answer's topic is the one as of its last event; a later topic event stays.
+    const asOf = history.at(-1)?.id ?? 0;
+    if (room.topicId <= asOf) {
+      room.topic = typeof r.data?.topic === "string" ? r.data.topic : "";
+      room.topicId = asOf;
+    }
     // Less than a page up to now: everything the server retains is here.
     if (history.length < PAGE) room.noMore = true;
     room.loaded = true;
-    state.listing.set(room.name, room.memberCount);
+    if (room.dm === "") {
+      const other = nicks.find((nick) => nick !== state.nick);
+      if (other) labelDm(room, other);
+    }
+    if (room.dm === null) state.listing.set(room.name, room.memberCount);
     if (room.name === state.active) showRoom(room.name, false);
     else renderListing();
   })().finally(() => room.loading = null);
   return room.loading;
+}
+
+/**
+ * Asks whether saved direct conversations still exist (their end may have come while no tab
+ * polled: the server forgets the room with it); those that do not go with a notice.
+ * @param {string[]} names
+ */
+async function checkDms(names) {
+  for (const n of names) {
+    let r;
+    try {
+      r = await api("GET", `${roomPath(n, "members")}?limit=1`);
+    } catch {
+      return; // unreachable: a later request tells
+    }
+    const room = rooms.get(n);
+    if (room && (r.status === 403 || r.status === 404)) endDm(room);
+  }
+}
+
+/**
+ * Opens (or finds) the direct conversation with `nick` and lists it here and in every tab; it is
+ * shown by the caller.
+ * @param {string} nick @returns {Promise<{room: string} | {error: string}>}
+ */
+async function openDm(nick) {
+  let r;
+  try {
+    r = await api("POST", "/api/dm", { body: { nick } });
+  } catch {
+    return { error: `Cannot reach the server to talk with ${nick}.` };
+  }
+  const n = r.data?.room;
+  if (!r.ok || typeof n !== "string" || !isDirectRoom(n) || !state.token) {
+    return { error: sentence(errorText(r, `Could not open a conversation with ${nick}`)) };
+  }
+  const other = typeof r.data.with === "string" ? r.data.with : nick;
+  let room = rooms.get(n);
+  if (!room) {
+    room = newRoom(n, 0, other);
+    rooms.set(n, room);
+  }
+  room.dm = other;
+  addSavedDm(state.token, { room: n, with: other });
+  room.members = new Set([state.nick, other]);
+  room.memberCount = 2;
+  room.membersNext = null;
+  /** @type {ChatEvent[]} */
+  const history = Array.isArray(r.data.history) ? r.data.history : [];
+  for (const ev of history) addEvent(room, ev, false);
+  if (history.length < PAGE) room.noMore = true;
+  room.loaded = true;
+  state.needsJoin.delete(n);
+  return { room: n };
+}
+
+/** Opens the conversation with `nick` and shows it, or says why not. @param {string} nick */
+async function talkTo(nick) {
+  const opened = await openDm(nick);
+  if ("error" in opened) return setNotice(opened.error);
+  showRoom(opened.room, true, true);
+  sendInput.focus();
 }
 
 /** Joins what this session has not joined yet, a few at a time, the shown room first. @param {string[]} names @param {AbortSignal} signal */
@@ -637,7 +941,11 @@ async function joinAll(names, signal) {
 /** Forgets a room here and in every tab, with its unsent messages. @param {string} n */
 function forgetRoom(n) {
   rooms.delete(n);
-  removeSavedRoom(n);
+  state.typers.delete(n);
+  if (state.editing?.room === n) cancelEdit();
+  if (isDirectRoom(n)) {
+    if (state.token) removeSavedDm(state.token, n);
+  } else removeSavedRoom(n);
   updateOutbox((items) => items.filter((i) => i.room !== n));
   saveUnread();
   if (state.active === n) showRoom(rooms.keys().next().value ?? null);
@@ -651,8 +959,20 @@ function syncRooms() {
   const kept = new Map(rooms);
   rooms.clear();
   for (const n of names) rooms.set(n, kept.get(n) ?? newRoom(n));
+  for (const dm of savedDms(state.token)) {
+    const room = kept.get(dm.room) ?? newRoom(dm.room, 0, dm.with);
+    room.dm = dm.with;
+    rooms.set(dm.room, room);
+  }
+  // Conversations this tab heard of whose other person it does not know yet are not saved yet.
+  for (const room of kept.values()) if (room.dm === "") rooms.set(room.name, room);
   if (state.active && !rooms.has(state.active)) {
-    setNotice(`You left #${state.active} in another tab.`);
+    const gone = kept.get(state.active);
+    setNotice(
+      gone?.dm
+        ? `The conversation with ${gone.dm} has ended.`
+        : `You left ${label(state.active)} in another tab.`,
+    );
     showRoom(names[0] ?? null);
   } else if (!state.active && names[0]) showRoom(names[0]);
   else {
@@ -670,6 +990,7 @@ function showRoom(n, jump = true, push = false) {
   const room = n === null ? undefined : rooms.get(n);
   const previous = state.active ? rooms.get(state.active) : undefined;
   if (previous !== room) {
+    if (state.editing) cancelEdit();
     if (previous) previous.draft = sendInput.value;
     sendInput.value = room?.draft ?? "";
     updateCount();
@@ -680,10 +1001,19 @@ function showRoom(n, jump = true, push = false) {
     room.unread = 0;
     saveUnread();
   }
-  roomTitle.textContent = room ? `#${room.name}` : "No room: join one";
-  roomTitle.title = room ? `#${room.name}` : "";
-  sendInput.placeholder = room ? `Message #${shorten(room.name, 16)}` : "Join a room first";
+  const title = room ? label(room.name) : "No room: join one";
+  roomTitle.textContent = title;
+  roomTitle.title = room ? title : "";
+  sendInput.placeholder = room
+    ? `Message ${room.dm !== null ? "@" : "#"}${shorten(room.dm ?? room.name, 16)}`
+    : "Join a room first";
   sendInput.disabled = leave.hidden = !room;
+  leave.setAttribute(
+    "aria-label",
+    room?.dm != null ? `Leave the conversation with ${room.dm || "…"}` : "Leave this room",
+  );
+  renderTopic();
+  renderTyping();
   const hash = room ? `#${encodeURIComponent(room.name)}` : "";
   if (room && location.hash !== hash) {
     if (push) history.pushState(null, "", hash);
@@ -725,19 +1055,27 @@ joinForm.addEventListener("submit", (e) => {
   sendInput.focus();
 });
 
-leave.addEventListener("click", async () => {
-  const n = state.active;
-  if (!n) return;
+leave.addEventListener("click", () => {
+  if (state.active) void leaveRoom(state.active);
+});
+
+/**
+ * Leaves a room, or a direct conversation (which ends it for the other person too), here and in
+ * every tab.
+ * @param {string} n
+ */
+async function leaveRoom(n) {
+  const shown = label(n);
   forgetRoom(n);
   (state.active ? sendInput : joinInput).focus();
   try {
     const r = await api("POST", roomPath(n, "leave"));
-    if (!r.ok && r.status !== 404) setNotice(errorText(r, `Could not leave #${n}.`));
+    if (!r.ok && r.status !== 404) setNotice(errorText(r, `Could not leave ${shown}.`));
   } catch {
-    setNotice(`Could not reach the server to leave #${n}.`);
+    setNotice(`Could not reach the server to leave ${shown}.`);
   }
   // The count follows this session's own leave event, which the poll delivers.
-});
+}
 
 /** Every room on the server: once per session start; joins and leaves keep the counts. */
 async function loadListing() {
@@ -829,12 +1167,31 @@ document.addEventListener("visibilitychange", () => {
 // ---- sending: one queue per room, kept in the browser until the server has it -----------------
 
 sendInput.addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+  if (e.isComposing) return;
+  if (e.key === "Enter" && !e.shiftKey) {
     e.preventDefault();
     sendForm.requestSubmit();
+  } else if (e.key === "ArrowUp" && sendInput.value === "" && !state.editing) {
+    const room = state.active ? rooms.get(state.active) : undefined;
+    // While a message of this room waits to be sent, the last one is not known yet.
+    const waiting = outbox().some((item) => item.room === state.active);
+    const last = room?.events.findLast((ev) => ev.type === "message" && !ev.deleted && isOwn(ev));
+    if (room && last && !waiting) {
+      e.preventDefault();
+      startEdit(room, last);
+    }
+  } else if (e.key === "Escape" && state.editing) {
+    e.preventDefault();
+    cancelEdit();
+  } else if (e.key === "Escape" && !help.hidden) {
+    e.preventDefault();
+    help.hidden = true;
   }
 });
-sendInput.addEventListener("input", updateCount);
+sendInput.addEventListener("input", () => {
+  updateCount();
+  sendTyping();
+});
 
 function updateCount() {
   const n = countChars(sendInput.value);
@@ -849,23 +1206,113 @@ sendForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = sendInput.value;
   const n = state.active;
-  if (!text.trim() || !n || !state.token) return;
+  if (!text.trim() || !n || !state.token || state.commandRunning) return;
+  if (state.editing) return void saveEdit(state.editing);
+  const command = parseCommand(text);
+  if (command.kind !== "message") return void runCommand(command, text);
+  const problem = enqueue(n, command.text);
+  if (problem) return setNotice(problem);
+  clearComposer(text);
+  setNotice("");
+});
+
+/**
+ * Queues a message for a room; returns why it cannot be, or null.
+ * @param {string} n @param {string} text
+ */
+function enqueue(n, text) {
   const length = countChars(text);
   if (length > MAX_MESSAGE) {
-    return setNotice(
-      `This message has ${length} characters; the limit is ${MAX_MESSAGE}. Shorten it to send it.`,
-    );
+    return `This message has ${length} characters; the limit is ${MAX_MESSAGE}. Shorten it to send it.`;
   }
   if (outbox().length >= OUTBOX_MAX) {
-    return setNotice("Too many messages are waiting to be sent. Wait for them, or discard some.");
+    return "Too many messages are waiting to be sent. Wait for them, or discard some.";
   }
-  sendInput.value = "";
-  updateCount();
-  setNotice("");
   updateOutbox((items) => [...items, { clientId: uuid(), room: n, text, tab }]);
   renderPending();
   kick(n);
-});
+  return null;
+}
+
+/** Empties the composer if it still holds `text` (it may have changed while a request ran). @param {string} text */
+function clearComposer(text) {
+  if (sendInput.value !== text) return;
+  sendInput.value = "";
+  updateCount();
+}
+
+/**
+ * Runs a slash command. The typed text leaves the composer only when the command did what it
+ * says; an error keeps it there to be corrected.
+ * @param {import("./commands.js").Command} command @param {string} typed
+ */
+async function runCommand(command, typed) {
+  const n = state.active;
+  const room = n ? rooms.get(n) : undefined;
+  if (!n || !room) return;
+  /** Why this session cannot run a moderators' command here, or null. */
+  const refusal = (/** @type {string} */ what, roomOnly = true) =>
+    !state.moderator
+      ? `Only moderators can use /${what}.`
+      : roomOnly && room.dm !== null
+      ? `/${what} works in rooms, not in a direct conversation.`
+      : null;
+  /** @type {string | null} */
+  let error = null;
+  setNotice("");
+  state.commandRunning = true;
+  try {
+    switch (command.kind) {
+      case "error":
+        error = command.error;
+        break;
+      case "help":
+        help.hidden = false;
+        clearComposer(typed);
+        break;
+      case "join":
+        clearComposer(typed);
+        go(command.room);
+        break;
+      case "leave":
+        clearComposer(typed);
+        await leaveRoom(n);
+        break;
+      case "msg": {
+        const opened = await openDm(command.nick);
+        if ("error" in opened) {
+          error = opened.error;
+          break;
+        }
+        clearComposer(typed);
+        showRoom(opened.room, true, true);
+        if (command.text.trim()) error = enqueue(opened.room, command.text);
+        break;
+      }
+      case "topic":
+        if (command.text === null) {
+          setNotice(room.topic ? `The topic: ${room.topic}` : `${label(n)} has no topic.`, true);
+          clearComposer(typed);
+          break;
+        }
+        error = refusal("topic") ?? await changeTopic(room, command.text);
+        if (!error) clearComposer(typed);
+        break;
+      case "kick":
+        error = refusal("kick") ?? await kickMember(room, command.nick, command.reason);
+        if (!error) clearComposer(typed);
+        break;
+      case "ban":
+        error = refusal("ban", false) ??
+          await banNick(command.nick, command.minutes, command.reason);
+        if (!error) clearComposer(typed);
+        break;
+    }
+  } finally {
+    state.commandRunning = false;
+  }
+  if (error) setNotice(error);
+}
 
 /** Starts the queues of this tab's unsent messages. */
 function kickQueues() {
@@ -908,7 +1355,7 @@ async function drain(n, signal) {
       if (state.needsJoin.has(n)) { // could not join yet: like a failed send
         note(
           item,
-          `Not sent yet: cannot join #${n}. Trying again in ${Math.round(delay / 1000)} s.`,
+          `Not sent yet: cannot join ${label(n)}. Trying again in ${Math.round(delay / 1000)} s.`,
         );
         await pause(delay, signal, true);
         delay = Math.min(delay * 2, 8000);
@@ -939,6 +1386,9 @@ async function drain(n, signal) {
       const seconds = retryAfter(r);
       note(item, `Sending too fast: waiting ${seconds} s…`);
       await pause(seconds * 1000, signal);
+    } else if (room.dm !== null && (r.status === 403 || r.status === 404)) {
+      endDm(room); // the conversation is gone, with what waited to be sent there
+      return;
     } else if (r.status === 403 && r.data?.error?.code === "not_member" && !rejoined) {
       rejoined = true; // the membership went with an old session: join again, once
       state.needsJoin.add(n);
@@ -980,9 +1430,10 @@ function refuse(item, reason) {
     updateCount();
     sendInput.focus();
   } else if (room) room.draft = back;
-  const sentence = /[.!?]$/.test(reason) ? reason : `${reason}.`;
   setNotice(
-    `Not sent${shown ? "" : ` to #${item.room}`}: ${sentence} The text is back in the composer.`,
+    `Not sent${shown ? "" : ` to ${label(item.room)}`}: ${
+      sentence(reason)
+    } The text is back in the composer.`,
   );
 }
 
@@ -1004,11 +1455,356 @@ addEventListener("online", () => {
   if (state.ctl) channel.post({ kind: "online", token: state.token });
 });
 
+// ---- edits and deletes, by authors and moderators ---------------------------------------------
+
+/**
+ * Puts a message of this session into the composer to edit it (Enter saves, Escape cancels).
+ * @param {Room} room @param {ChatEvent} ev
+ */
+function startEdit(room, ev) {
+  if (room.name !== state.active) return;
+  if (state.editing) cancelEdit();
+  state.editing = { room: room.name, id: ev.id, draft: sendInput.value };
+  sendInput.value = ev.text ?? "";
+  editing.hidden = false;
+  sendForm.classList.add("editing");
+  updateCount();
+  sendInput.focus();
+  sendInput.setSelectionRange(sendInput.value.length, sendInput.value.length);
+}
+
+/** Leaves edit mode and gives the composer back its draft. */
+function cancelEdit() {
+  const edit = state.editing;
+  if (!edit) return;
+  stopEditing();
+  sendInput.value = edit.draft;
+  updateCount();
+}
+
+/** Leaves edit mode, keeping what the composer holds. */
+function stopEditing() {
+  state.editing = null;
+  editing.hidden = true;
+  sendForm.classList.remove("editing");
+}
+
+/**
+ * Saves an edit. A refusal that no retry can change (the edit window passed, the message is
+ * gone) leaves edit mode and keeps the text, which Enter then sends as a new message.
+ * @param {{room: string, id: number, draft: string}} edit
+ */
+async function saveEdit(edit) {
+  const room = rooms.get(edit.room);
+  const message = room?.events.find((ev) => ev.id === edit.id);
+  const text = sendInput.value;
+  if (!room || !message || message.deleted) {
+    cancelEdit();
+    return setNotice("That message is no longer there to edit.");
+  }
+  if (text === message.text) return cancelEdit();
+  const length = countChars(text);
+  if (length > MAX_MESSAGE) {
+    return setNotice(`The new text has ${length} characters; the limit is ${MAX_MESSAGE}.`);
+  }
+  state.commandRunning = true;
+  let r;
+  try {
+    r = await api("PATCH", roomPath(room.name, `messages/${edit.id}`), { body: { text } });
+  } catch {
+    return setNotice("Could not save the edit: the server is unreachable. Try again.");
+  } finally {
+    state.commandRunning = false;
+  }
+  if (r.ok && r.data?.event) {
+    changeMessage(room, r.data.event);
+    if (state.editing === edit) {
+      cancelEdit();
+      setNotice("");
+    }
+    return;
+  }
+  const code = r.data?.error?.code;
+  const final = code === "edit_window_passed" || code === "not_found" || code === "not_author";
+  if (final && state.editing === edit) {
+    stopEditing();
+    return setNotice(
+      `${sentence(errorText(r, "This message cannot be edited"))} The text stays here; Enter ` +
+        "sends it as a new message.",
+    );
+  }
+  setNotice(sentence(errorText(r, `Could not save the edit (HTTP ${r.status})`)));
+}
+
+/**
+ * Deletes a message after asking: one's own, or any as a moderator.
+ * @param {Room} room @param {ChatEvent} ev
+ */
+async function deleteMessage(room, ev) {
+  const own = isOwn(ev);
+  const answer = await ask({
+    title: own ? "Delete your message?" : `Delete the message of ${ev.nick}?`,
+    text: `“${shorten(ev.text ?? "", 120)}” goes for everyone, for good.`,
+    ok: "Delete",
+  });
+  if (!answer) return;
+  let r;
+  try {
+    r = await api("DELETE", roomPath(room.name, `messages/${ev.id}`));
+  } catch {
+    return setNotice("Could not delete the message: the server is unreachable.");
+  }
+  // Gone already (404) is as good as deleted; the poll's delete event follows either way.
+  if (r.ok || r.data?.error?.code === "not_found") {
+    changeMessage(room, { type: "delete", id: 0, ref: ev.id });
+  } else setNotice(sentence(errorText(r, `Could not delete the message (HTTP ${r.status})`)));
+}
+
+list.addEventListener("click", (e) => {
+  const target = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+  const li = target?.closest("li[data-id]");
+  const room = state.active ? rooms.get(state.active) : undefined;
+  if (!(target instanceof HTMLElement) || !(li instanceof HTMLElement) || !room) return;
+  const ev = room.events.find((event) => String(event.id) === li.dataset.id);
+  if (!ev) return;
+  if (target.dataset.action === "dm") void talkTo(ev.nick);
+  else if (target.dataset.action === "edit") startEdit(room, ev);
+  else if (target.dataset.action === "delete") void deleteMessage(room, ev);
+});
+
+$("edit-cancel").addEventListener("click", () => {
+  cancelEdit();
+  sendInput.focus();
+});
+
+// ---- moderation ------------------------------------------------------------------------------
+
+/**
+ * Sets (or, with "", clears) a room's topic; returns why not, or null.
+ * @param {Room} room @param {string} text
+ */
+async function changeTopic(room, text) {
+  let r;
+  try {
+    r = await api("PUT", roomPath(room.name, "topic"), { body: { topic: text } });
+  } catch {
+    return "Could not set the topic: the server is unreachable.";
+  }
+  if (!r.ok) return sentence(errorText(r, `Could not set the topic (HTTP ${r.status})`));
+  if (r.data?.event && rooms.get(room.name) === room) addEvent(room, r.data.event, true);
+  return null;
+}
+
+/**
+ * Removes someone from a room; returns why not, or null.
+ * @param {Room} room @param {string} nick @param {string} [reason]
+ */
+async function kickMember(room, nick, reason) {
+  let r;
+  try {
+    r = await api("POST", roomPath(room.name, "kick"), {
+      body: reason ? { nick, reason } : { nick },
+    });
+  } catch {
+    return `Could not remove ${nick}: the server is unreachable.`;
+  }
+  if (r.status === 404) return `${nick} is not in ${label(room.name)}.`;
+  if (!r.ok) return sentence(errorText(r, `Could not remove ${nick} (HTTP ${r.status})`));
+  return null;
+}
+
+/**
+ * Bans a nick for some minutes (its session ends at once); returns why not, or null, and says
+ * until when.
+ * @param {string} nick @param {number} minutes @param {string} [reason]
+ */
+async function banNick(nick, minutes, reason) {
+  let r;
+  try {
+    r = await api("POST", "/api/bans", {
+      body: { nick, minutes, ...(reason ? { reason } : {}) },
+    });
+  } catch {
+    return `Could not ban ${nick}: the server is unreachable.`;
+  }
+  if (!r.ok) return sentence(errorText(r, `Could not ban ${nick} (HTTP ${r.status})`));
+  const until = Number(r.data?.ban?.until);
+  const ends = Number.isFinite(until) ? new Date(until).toLocaleString() : `in ${minutes} min`;
+  setNotice(`${nick} is banned until ${ends}.`, true);
+  return null;
+}
+
+members.addEventListener("click", (e) => {
+  const target = e.target instanceof Element ? e.target.closest("button[data-action]") : null;
+  const nick = target?.closest("li[data-nick]");
+  const room = state.active ? rooms.get(state.active) : undefined;
+  if (!(target instanceof HTMLElement) || !(nick instanceof HTMLElement) || !room) return;
+  const who = nick.dataset.nick ?? "";
+  if (target.dataset.action === "dm") void talkTo(who);
+  else if (target.dataset.action === "kick") void askKick(room, who);
+  else if (target.dataset.action === "ban") void askBan(who);
+});
+
+/** @param {Room} room @param {string} nick */
+async function askKick(room, nick) {
+  const answer = await ask({
+    title: `Remove ${nick} from ${label(room.name)}?`,
+    text: "They may join again; a ban keeps them out.",
+    field: { label: "Reason (optional)", value: "" },
+    ok: "Kick",
+  });
+  if (!answer) return;
+  const error = await kickMember(room, nick, answer.field.trim() || undefined);
+  if (error) setNotice(error);
+}
+
+/** @param {string} nick */
+async function askBan(nick) {
+  const answer = await ask({
+    title: `Ban ${nick}?`,
+    text: "Their session ends at once, and the nick cannot come back until the ban ends.",
+    field: { label: "Reason (optional)", value: "" },
+    minutes: true,
+    ok: "Ban",
+  });
+  if (!answer) return;
+  const error = await banNick(nick, answer.minutes, answer.field.trim() || undefined);
+  if (error) setNotice(error);
+}
+
+setTopic.addEventListener("click", async () => {
+  const room = state.active ? rooms.get(state.active) : undefined;
+  if (!room || !state.moderator) return;
+  const answer = await ask({
+    title: `Topic of ${label(room.name)}`,
+    text: "Everyone in the room sees it under the room's name. Leave it empty to clear it.",
+    field: { label: "Topic", value: room.topic },
+    ok: "Set topic",
+  });
+  if (!answer) return;
+  const error = await changeTopic(room, answer.field.trim());
+  if (error) setNotice(error);
+});
+
+/** Settles the question the dialog asks now (see ask). */
+/** @type {((answer: {field: string, minutes: number} | null) => void) | null} */
+let settleDialog = null;
+
+/**
+ * Asks in a modal dialog (focus stays inside; Escape cancels); resolves with what was entered,
+ * or null when cancelled.
+ * @param {{title: string, text: string, ok: string, field?: {label: string, value: string},
+ *   minutes?: boolean}} question
+ * @returns {Promise<{field: string, minutes: number} | null>}
+ */
+function ask(question) {
+  settleDialog?.(null);
+  $("dialog-title").textContent = question.title;
+  $("dialog-text").textContent = question.text;
+  $("dialog-field-row").hidden = !question.field;
+  $("dialog-field-label").textContent = question.field?.label ?? "";
+  dialogField.value = question.field?.value ?? "";
+  $("dialog-minutes-row").hidden = !question.minutes;
+  dialogMinutes.required = Boolean(question.minutes);
+  dialogMinutes.value = "60";
+  $("dialog-ok").textContent = question.ok;
+  if (!dialog.open) dialog.showModal();
+  return new Promise((resolve) => {
+    settleDialog = (answer) => {
+      settleDialog = null;
+      resolve(answer);
+      // What it quoted (a message deleted by now) does not linger in the page.
+      $("dialog-text").textContent = "";
+    };
+  });
+}
+
+// The answer is taken from the form and the buttons, not from the dialog's close event, which a
+// hidden tab fires only once it is shown again.
+$("dialog-form").addEventListener("submit", () => {
+  settleDialog?.({ field: dialogField.value, minutes: Number(dialogMinutes.value) });
+});
+$("dialog-cancel").addEventListener("click", () => {
+  dialog.close("");
+  settleDialog?.(null);
+});
+dialog.addEventListener("cancel", () => settleDialog?.(null));
+dialog.addEventListener("close", () => settleDialog?.(null));
+
+// ---- typing ----------------------------------------------------------------------------------
+
+/** Tells the room that this person types: at most once per TYPING_EVERY per room and tab. */
+function sendTyping() {
+  const n = state.active;
+  const text = sendInput.value;
+  if (!n || !state.ctl || state.editing || !text.trim()) return;
+  if (parseCommand(text).kind !== "message") return;
+  const now = Date.now();
+  if (now - (state.typedAt.get(n) ?? 0) < TYPING_EVERY) return;
+  state.typedAt.set(n, now);
+  api("POST", roomPath(n, "typing")).then((r) => {
+    const room = rooms.get(n);
+    if (room?.dm != null && (r.status === 403 || r.status === 404)) endDm(room);
+  }, () => {/* a notice that did not go is no loss */});
+}
+
+/** Takes the ephemeral notices of a poll answer. @param {unknown[]} notices */
+function applyNotices(notices) {
+  const until = Date.now() + TYPING_SHOWN;
+  for (const notice of notices) {
+    const { type, room, nick } = /** @type {{type?: unknown, room?: unknown, nick?: unknown}} */ (
+      notice ?? {}
+    );
+    if (type !== "typing" || typeof room !== "string" || typeof nick !== "string") continue;
+    if (nick === state.nick || !rooms.has(room)) continue;
+    let typers = state.typers.get(room);
+    if (!typers) state.typers.set(room, typers = new Map());
+    typers.set(nick, until);
+  }
+  renderTyping();
+}
+
+/** Someone's message came: they are done typing. @param {string} n @param {string} nick */
+function stopTyping(n, nick) {
+  if (state.typers.get(n)?.delete(nick) && n === state.active) renderTyping();
+}
+
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let typingTimer;
+
+/** Shows who types in the shown room, and comes back when the next of them expires. */
+function renderTyping() {
+  clearTimeout(typingTimer);
+  const now = Date.now();
+  let next = Infinity;
+  for (const [n, typers] of state.typers) {
+    for (const [nick, until] of typers) {
+      if (until <= now) typers.delete(nick);
+      else if (n === state.active) next = Math.min(next, until);
+    }
+    if (typers.size === 0) state.typers.delete(n);
+  }
+  const nicks = [...(state.active ? state.typers.get(state.active)?.keys() ?? [] : [])];
+  if (nicks.length === 0) typingLine.replaceChildren();
+  else if (nicks.length === 1) {
+    typingLine.replaceChildren(name("nick", nicks[0] ?? ""), " is typing…");
+  } else if (nicks.length === 2) {
+    typingLine.replaceChildren(
+      name("nick", nicks[0] ?? ""),
+      " and ",
+      name("nick", nicks[1] ?? ""),
+      " are typing…",
+    );
+  } else typingLine.replaceChildren(`${nicks.length} people are typing…`);
+  if (next < Infinity) typingTimer = setTimeout(renderTyping, next - now + 20);
+}
+
 // ---- rendering -------------------------------------------------------------------------------
 
-/** @param {string} text */
-function setNotice(text) {
+/** @param {string} text @param {boolean} [info] news rather than a problem */
+function setNotice(text, info = false) {
   notice.textContent = text;
+  notice.classList.toggle("info", info);
 }
 
 function saveUnread() {
@@ -1022,7 +1818,7 @@ function saveUnread() {
 function updateTitle() {
   let total = 0;
   for (const room of rooms.values()) total += room.unread;
-  const where = state.active ? `#${state.active} · ` : "";
+  const where = state.active ? `${label(state.active)} · ` : "";
   document.title = `${total ? `(${total}) ` : ""}${where}Parley`;
 }
 
@@ -1054,7 +1850,7 @@ function rove(box, current) {
   for (const b of items) b.tabIndex = b === stop ? 0 : -1;
 }
 
-for (const box of [roomList, tabs]) {
+for (const box of [roomList, dmList, tabs]) {
   box.addEventListener("keydown", (e) => {
     const items = /** @type {HTMLElement[]} */ ([...box.querySelectorAll("[data-key]")]);
     const at = items.findIndex((b) => b === document.activeElement);
@@ -1100,7 +1896,7 @@ function renderMessages() {
   const room = state.active ? rooms.get(state.active) : undefined;
   list.setAttribute("aria-busy", "true");
   list.replaceChildren(
-    ...(room?.events.map((ev) => eventLi(ev, { own: isOwn(ev), nick: state.nick })) ?? []),
+    ...(room?.events.map((ev) => eventLi(ev, viewer(room, ev))) ?? []),
   );
   renderPending();
   list.setAttribute("aria-busy", "false");
@@ -1136,7 +1932,11 @@ function renderTabs() {
     [...rooms.values()].map((room) => {
       const b = button("", () => go(room.name));
       b.dataset.key = b.dataset.room = room.name;
-      b.append(name("room-name", `#${room.name}`));
+      b.append(name("room-name", label(room.name)));
+      if (room.dm !== null) {
+        b.classList.add("dm");
+        b.prepend(span("sr-only", "Direct messages with "));
+      }
       if (room.name === state.active) b.setAttribute("aria-current", "page");
       if (room.unread) {
         b.append(" ", span("badge", String(room.unread)), span("sr-only", " unread"));
@@ -1145,11 +1945,71 @@ function renderTabs() {
     }),
   );
   rove(tabs, state.active);
+  renderDms();
   updateTitle();
 }
 
+/** The direct conversations, apart from the rooms, by the other person's nick. */
+function renderDms() {
+  const dms = [...rooms.values()].filter((room) => room.dm !== null);
+  replaceKeepingFocus(
+    dmList,
+    dms.map((room) => {
+      const b = button("", () => go(room.name));
+      b.dataset.key = b.dataset.room = room.name;
+      b.append(name("room-name", room.dm || "…"));
+      if (room.unread) {
+        b.append(span("badge", String(room.unread)), span("sr-only", " unread"));
+      }
+      if (room.name === state.active) b.setAttribute("aria-current", "true");
+      const li = document.createElement("li");
+      li.append(b);
+      return li;
+    }),
+  );
+  rove(dmList, state.active);
+  $("dm-hint").hidden = dms.length > 0;
+}
+
+/** The topic under the room's name, and the moderators' button to set it. */
+function renderTopic() {
+  const room = state.active ? rooms.get(state.active) : undefined;
+  const text = room?.dm != null
+    ? `Only you and ${room.dm || "the other person"} see this conversation.`
+    : room?.topic ?? "";
+  topicLine.textContent = text;
+  topicLine.title = text;
+  topicLine.hidden = !text;
+  topicLine.classList.toggle("private", room?.dm != null);
+  setTopic.hidden = !state.moderator || !room || room.dm !== null;
+}
+
+/** The list of commands `/help` shows. */
+function renderHelp() {
+  const slashes = document.createElement("li");
+  const code = document.createElement("code");
+  code.textContent = "//";
+  slashes.append(code, " at the start sends a message starting with /");
+  $("help-list").replaceChildren(
+    ...COMMANDS.map((command) => {
+      const li = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = command.usage;
+      const only = command.moderator && !state.moderator ? " (moderators)" : "";
+      li.append(code, ` ${command.help}${only}`);
+      return li;
+    }),
+    slashes,
+  );
+}
+
+$("help-close").addEventListener("click", () => {
+  help.hidden = true;
+  sendInput.focus();
+});
+
 function renderListing() {
-  const names = new Set([...state.listing.keys(), ...rooms.keys()]);
+  const names = new Set([...state.listing.keys(), ...rooms.keys()].filter((n) => !isDirectRoom(n)));
   const sorted = [...names].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   replaceKeepingFocus(
     roomList,
@@ -1178,13 +2038,38 @@ function renderMembers() {
   const room = state.active ? rooms.get(state.active) : undefined;
   const nicks = [...(room?.members ?? [])].sort((a, b) => a.localeCompare(b));
   $("members-title").textContent = room?.loaded ? `Members (${room.memberCount})` : "Members";
-  members.replaceChildren(...nicks.map((nick) => {
-    const li = document.createElement("li");
-    li.dataset.nick = nick;
-    li.append(name("nick", nick));
-    if (nick === state.nick) li.className = "me"; // "(you)" comes from CSS
-    return li;
-  }));
+  const inRoom = room?.dm === null;
+  replaceKeepingFocus(
+    members,
+    nicks.map((nick) => {
+      const li = document.createElement("li");
+      li.dataset.nick = nick;
+      if (nick === state.nick) {
+        li.className = "me"; // "(you)" comes from CSS
+        li.append(name("nick", nick));
+        return li;
+      }
+      if (!inRoom) {
+        li.append(name("nick", nick));
+        return li;
+      }
+      const talk = nickButton(nick, "nick member");
+      talk.dataset.key = `dm ${nick}`;
+      talk.append(span("sr-only", ": direct message"));
+      li.append(talk);
+      if (state.moderator) {
+        for (const [action, text] of MODERATOR_ACTIONS) {
+          const b = button(text, () => {});
+          b.dataset.action = action;
+          b.dataset.key = `${action} ${nick}`;
+          b.className = "mod";
+          b.setAttribute("aria-label", `${text} ${nick}`);
+          li.append(b);
+        }
+      }
+      return li;
+    }),
+  );
   const left = room ? room.memberCount - room.members.size : 0;
   moreMembers.hidden = !room?.membersNext;
   moreMembers.textContent = left > 0 ? `Show more members (${left} more)` : "Show more members";

@@ -1,5 +1,6 @@
 import type { StaticAsset } from "../lib/http/static_files.ts";
 import app from "./app.js" with { type: "text" };
+import commands from "./commands.js" with { type: "text" };
 import icon from "./icon.svg" with { type: "text" };
 import page from "./index.html" with { type: "text" };
 import render from "./render.js" with { type: "text" };
@@ -14,6 +15,7 @@ const JS = "text/javascript; charset=utf-8";
 export const ASSETS: StaticAsset[] = [
   { path: "/index.html", contentType: "text/html; charset=utf-8", text: page },
   { path: "/app.js", contentType: JS, text: app },
+  { path: "/commands.js", contentType: JS, text: commands },
   { path: "/render.js", contentType: JS, text: render },
   { path: "/storage.js", contentType: JS, text: storage },
   { path: "/tabs.js", contentType: JS, text: tabs },

@@ -2,11 +2,14 @@
 /// <reference lib="dom" />
 // DOM builders. Chat text (messages, nicks, room names) is only ever set with textContent, and
 // every piece of it takes its own direction (dir="auto").
+import { actionText } from "./commands.js";
 import { messageSegments } from "./text.js";
 
 /**
+ * An event as the server sends it; `editId` is the page's own note of the last edit applied.
  * @typedef {{id: number, type: string, room: string, nick: string, text?: string, ts: number,
- *   clientId?: string}} ChatEvent
+ *   clientId?: string, ref?: number, by?: string, reason?: string, edited?: boolean,
+ *   deleted?: boolean, editId?: number}} ChatEvent
  */
 
 /** @param {string} className @param {string} text */
@@ -74,22 +77,89 @@ function timeEl(ts) {
 }
 
 /**
- * One event of the message list.
- * @param {ChatEvent} ev @param {{own: boolean, nick: string}} me whether this session sent it,
- *   and the reader's nick (for mentions)
+ * What the reader may do with a message: whether this session sent it, the reader's nick (for
+ * mentions), and which controls it gets. Controls carry `data-action` (the list handles clicks).
+ * @typedef {{own: boolean, nick: string, canEdit?: boolean, canDelete?: boolean,
+ *   canDm?: boolean}} Viewer
+ */
+
+/** @param {string} action @param {string} text @param {string} label */
+function actionButton(action, text, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.dataset.action = action;
+  b.textContent = text;
+  b.setAttribute("aria-label", label);
+  return b;
+}
+
+/**
+ * A nick that opens a direct conversation when chosen. In the message list it is out of the Tab
+ * order (one stop per message would be too many; the member list and `/msg` do the same).
+ * @param {string} nick @param {string} className
+ */
+export function nickButton(nick, className = "nick") {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = className;
+  b.dataset.action = "dm";
+  b.dir = "auto";
+  b.textContent = nick;
+  b.title = `Direct message with ${nick}`;
+  return b;
+}
+
+/**
+ * One event of the message list: a message (deleted ones without their text, edited ones marked,
+ * `/me` ones as actions), or a line about a join, a leave (a removal names who removed) or a
+ * topic.
+ * @param {ChatEvent} ev @param {Viewer} me
  */
 export function eventLi(ev, me) {
   const li = document.createElement("li");
   li.dataset.id = String(ev.id);
   if (ev.type === "message") {
-    const text = richText(ev.text ?? "", me.own ? "" : me.nick);
     li.className = me.own ? "message own" : "message";
-    if (text.querySelector("mark")) li.classList.add("mentioned");
-    li.append(timeEl(ev.ts), name("nick", ev.nick), text);
+    const body = span("body", "");
+    if (ev.deleted) {
+      li.classList.add("deleted");
+      body.append(span("text", "message deleted"));
+    } else {
+      const action = actionText(ev.text ?? "");
+      const text = richText(action ?? ev.text ?? "", me.own ? "" : me.nick);
+      if (action !== null) li.classList.add("action");
+      if (text.querySelector("mark")) li.classList.add("mentioned");
+      body.append(text);
+      if (ev.edited) body.append(span("edited", "(edited)"));
+    }
+    const nick = me.canDm ? nickButton(ev.nick) : name("nick", ev.nick);
+    if (me.canDm) nick.tabIndex = -1;
+    li.append(timeEl(ev.ts), nick, body);
+    const controls = [];
+    if (!ev.deleted && me.canEdit) {
+      controls.push(actionButton("edit", "Edit", "Edit your message"));
+    }
+    if (!ev.deleted && me.canDelete) {
+      const whose = me.own ? "your message" : `the message of ${ev.nick}`;
+      controls.push(actionButton("delete", "Delete", `Delete ${whose}`));
+    }
+    if (controls.length > 0) {
+      const box = span("actions", "");
+      box.append(...controls);
+      li.append(box);
+    }
   } else {
     li.className = "system";
     const text = span("text", "");
-    text.append(name("nick", ev.nick), ev.type === "join" ? " joined" : " left");
+    text.append(name("nick", ev.nick));
+    if (ev.type === "join") text.append(" joined");
+    else if (ev.type === "leave" && ev.by) {
+      text.append(" was removed by ", name("nick", ev.by));
+      if (ev.reason) text.append(": ", name("reason", ev.reason));
+    } else if (ev.type === "leave") text.append(" left");
+    else if (ev.type === "topic" && ev.text) {
+      text.append(" set the topic: ", name("topic-text", ev.text));
+    } else if (ev.type === "topic") text.append(" cleared the topic");
     li.append(timeEl(ev.ts), text);
   }
   return li;

@@ -4,7 +4,7 @@
 // session, its rooms, the cursor, the unsent messages, the clientIds sent); sessionStorage belongs
 // to one tab and survives its reloads (its id, its unread counts).
 
-import { roomProblem } from "./text.js";
+import { isDirectRoom, roomProblem } from "./text.js";
 
 /** Storage keys. */
 export const KEY = {
@@ -17,6 +17,10 @@ export const KEY = {
   outbox: "parley.outbox",
   /** The clientIds the current session sent: `{token, ids}`. */
   sent: "parley.sent",
+  /** The session's direct conversations: `{token, dms: [{room, with}]}`, oldest first. */
+  dms: "parley.dms",
+  /** The token of the current session when it is a moderator's. */
+  moderator: "parley.moderator",
   /** Per tab (sessionStorage): its id, and unread counts by room. */
   tab: "parley.tab",
   unread: "parley.unread",
@@ -83,6 +87,43 @@ export function addSavedRoom(name) {
 export function removeSavedRoom(name) {
   const rooms = savedRooms();
   if (rooms.includes(name)) local.setJson(KEY.rooms, rooms.filter((r) => r !== name));
+}
+
+/**
+ * A direct conversation: its room (`@` + hex) and the other person's nick, the only name shown.
+ * @typedef {{room: string, with: string}} SavedDm
+ */
+
+/**
+ * The direct conversations of the session of `token`. They belong to that session (DESIGN.md),
+ * so those of an earlier session are never listed.
+ * @param {string | null} token @returns {SavedDm[]}
+ */
+export function savedDms(token) {
+  const saved = local.json(KEY.dms, /** @type {{token?: unknown, dms?: unknown}} */ ({}));
+  if (!token || saved.token !== token || !Array.isArray(saved.dms)) return [];
+  return saved.dms.filter(
+    /** @returns {d is SavedDm} */ (d) =>
+      d && typeof d.room === "string" && isDirectRoom(d.room) && typeof d.with === "string",
+  );
+}
+
+/** Adds or relabels a direct conversation (read, modify, write). @param {string} token @param {SavedDm} dm */
+export function addSavedDm(token, dm) {
+  const dms = savedDms(token);
+  const at = dms.findIndex((d) => d.room === dm.room);
+  if (at >= 0 && dms[at]?.with === dm.with) return;
+  if (at >= 0) dms[at] = dm;
+  else dms.push(dm);
+  local.setJson(KEY.dms, { token, dms });
+}
+
+/** @param {string} token @param {string} room */
+export function removeSavedDm(token, room) {
+  const dms = savedDms(token);
+  if (dms.some((d) => d.room === room)) {
+    local.setJson(KEY.dms, { token, dms: dms.filter((d) => d.room !== room) });
+  }
 }
 
 /**

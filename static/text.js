@@ -32,12 +32,23 @@ export function roomProblem(name) {
   return null;
 }
 
+/** Direct-message rooms: `@` and 16 lowercase hex characters (DESIGN.md). */
+const DIRECT_ROOM = /^@[0-9a-f]{16}$/;
+
+/** True for the name of a direct-message room (the private room of two sessions). @param {string} name */
+export function isDirectRoom(name) {
+  return DIRECT_ROOM.test(name);
+}
+
 /**
- * The API path of a room, or of something in it; throws TypeError for a name that is not one.
+ * The API path of a room (a direct-message room too), or of something in it; throws TypeError
+ * for a name that is neither.
  * @param {string} name @param {string} [rest] e.g. "join", "messages"
  */
 export function roomPath(name, rest = "") {
-  if (roomProblem(name)) throw new TypeError(`Not a room name: ${JSON.stringify(name)}`);
+  if (roomProblem(name) && !isDirectRoom(name)) {
+    throw new TypeError(`Not a room name: ${JSON.stringify(name)}`);
+  }
   return `/api/rooms/${encodeURIComponent(name)}${rest ? `/${rest}` : ""}`;
 }
 

@@ -26,6 +26,8 @@ export interface PageContext {
 export interface PageTestOptions {
   /** Server flags beyond the test defaults (memory store, no rate limits). */
   flags?: string[];
+  /** The moderators' secret: written to a file the server reads (`--admin-token-file`). */
+  adminSecret?: string;
 }
 
 /**
@@ -46,18 +48,28 @@ export function pageTest(
     ignore: !CHROMIUM && !IN_CI,
     async fn() {
       if (!CHROMIUM) throw new Error("chromium is required in CI");
-      await withServer({ flags: options.flags ?? [] }, async (app, client) => {
-        const browser = await Browser.launch({ path: CHROMIUM });
-        try {
-          await fn({ url: app.url, client, browser, app });
-        } catch (error) {
-          if (error instanceof Error) error.message += await diagnostics(browser);
-          throw error;
-        } finally {
-          // Before the server shuts down, so no poll of the page is left waiting on it.
-          await browser.close();
+      const flags = [...options.flags ?? []];
+      const adminFile = options.adminSecret === undefined ? null : await Deno.makeTempFile();
+      try {
+        if (adminFile) {
+          await Deno.writeTextFile(adminFile, options.adminSecret!);
+          flags.push("--admin-token-file", adminFile);
         }
-      });
+        await withServer({ flags }, async (app, client) => {
+          const browser = await Browser.launch({ path: CHROMIUM });
+          try {
+            await fn({ url: app.url, client, browser, app });
+          } catch (error) {
+            if (error instanceof Error) error.message += await diagnostics(browser);
+            throw error;
+          } finally {
+            // Before the server shuts down, so no poll of the page is left waiting on it.
+            await browser.close();
+          }
+        });
+      } finally {
+        if (adminFile) await Deno.remove(adminFile);
+      }
     },
   });
 }
@@ -96,6 +108,14 @@ export interface ShownMessage {
   text: string;
   own: boolean;
   pending: boolean;
+  /** Marked "(edited)". */
+  edited: boolean;
+  /** Shown as "message deleted", without its text. */
+  deleted: boolean;
+  /** A `/me` message. */
+  action: boolean;
+  /** The `data-action` of its controls (`edit`, `delete`). */
+  controls: string[];
 }
 
 export const SHOWN_MESSAGES = `[...document.querySelectorAll("#messages li.message")].map((li) => ({
@@ -104,6 +124,10 @@ export const SHOWN_MESSAGES = `[...document.querySelectorAll("#messages li.messa
   text: li.querySelector(".text")?.textContent ?? "",
   own: li.classList.contains("own"),
   pending: li.classList.contains("pending"),
+  edited: li.querySelector(".edited") !== null,
+  deleted: li.classList.contains("deleted"),
+  action: li.classList.contains("action"),
+  controls: [...li.querySelectorAll(".actions button")].map((b) => b.dataset.action),
 }))`;
 
 /** The messages the page shows now. */
@@ -119,20 +143,111 @@ export function untilShown(page: Page, text: string, timeoutMs = 8000): Promise<
   );
 }
 
-/** Submits `nick` in the nick form of a page that shows it, and waits until the chat is shown. */
-export async function logIn(page: Page, nick: string): Promise<void> {
+/**
+ * Submits `nick` in the nick form of a page that shows it (with the moderators' secret when
+ * `admin` is given), and waits until the chat is shown.
+ */
+export async function logIn(page: Page, nick: string, admin = ""): Promise<void> {
   await page.waitFor(`!document.getElementById("login").hidden`, { what: "the nick form" });
   await page.evaluate(`(() => {
     document.getElementById("nick-input").value = ${js(nick)};
+    if (${js(admin)}) document.getElementById("admin-input").value = ${js(admin)};
     document.getElementById("nick-form").requestSubmit();
   })()`);
   await page.waitFor(`!document.getElementById("chat").hidden`, { what: `the chat of ${nick}` });
 }
 
 /** Opens `url`, submits `nick` in the nick form, and waits until the chat is shown. */
-export async function enter(page: Page, url: string, nick: string): Promise<void> {
+export async function enter(page: Page, url: string, nick: string, admin = ""): Promise<void> {
   await page.navigate(url);
-  await logIn(page, nick);
+  await logIn(page, nick, admin);
+}
+
+/** Clicks the element `selector` finds; throws when there is none. */
+export async function click(page: Page, selector: string): Promise<void> {
+  await page.evaluate(`(() => {
+    const el = document.querySelector(${js(selector)});
+    if (!el) throw new Error("nothing to click at " + ${js(selector)});
+    el.click();
+  })()`);
+}
+
+/** Waits until the message with `text` shows the control `action`, and clicks it. */
+export async function clickMessageControl(page: Page, text: string, action: string) {
+  const id = (await untilShown(page, text)).id;
+  const selector = `#messages li[data-id="${id}"] [data-action="${action}"]`;
+  await page.waitFor(`document.querySelector(${js(selector)}) !== null`, {
+    what: `the ${action} control of ${js(text)}`,
+  });
+  await click(page, selector);
+}
+
+/** The text of the element with `id` (trimmed), or null when it is hidden or missing. */
+export function shownText(page: Page, id: string): Promise<string | null> {
+  return page.evaluate(`(() => {
+    const el = document.getElementById(${js(id)});
+    return el && !el.hidden && el.checkVisibility() ? el.textContent.trim() : null;
+  })()`);
+}
+
+/** Waits until the element with `id` shows `text` (null: until it is hidden or empty). */
+export async function untilText(page: Page, id: string, text: string | null): Promise<void> {
+  await page.waitFor(
+    `(() => {
+      const el = document.getElementById(${js(id)});
+      const shown = el && !el.hidden && el.checkVisibility() ? el.textContent.trim() : "";
+      return ${text === null ? `shown === ""` : `shown === ${js(text)}`};
+    })()`,
+    { what: `#${id} to show ${js(text)}` },
+  );
+}
+
+/** Confirms the open dialog, after filling its fields (`minutes` too when given). */
+export async function confirmDialog(
+  page: Page,
+  fields: { field?: string; minutes?: number } = {},
+): Promise<void> {
+  await page.waitFor(`document.getElementById("dialog").open`, { what: "the dialog" });
+  await page.evaluate(`(() => {
+    if (${js(fields.field ?? null)} !== null) {
+      document.getElementById("dialog-field").value = ${js(fields.field ?? "")};
+    }
+    if (${js(fields.minutes ?? null)} !== null) {
+      document.getElementById("dialog-minutes").value = ${js(String(fields.minutes ?? ""))};
+    }
+    document.getElementById("dialog-ok").click();
+  })()`);
+  await page.waitFor(`!document.getElementById("dialog").open`, { what: "the dialog to close" });
+}
+
+/** What overflows the viewport sideways: the page's scroll width and rows wider than the screen. */
+export async function overflow(
+  page: Page,
+): Promise<{ scroll: number; width: number; wide: string[] }> {
+  return await page.evaluate(`(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("body *")]
+      .filter((el) => el.getClientRects().length > 0)
+      .filter((el) => el.closest(".skip-links") === null)
+      .filter((el) => el.getBoundingClientRect().right > width + 1)
+      .filter((el) => getComputedStyle(el.parentElement).overflowX !== "auto")
+      .map((el) => el.id || el.className || el.tagName);
+    return { scroll: document.documentElement.scrollWidth, width, wide };
+  })()`);
+}
+
+/** Records Content-Security-Policy violations in `window.__violations` (an init script). */
+export const CSP_RECORDER = `
+  window.__violations = [];
+  document.addEventListener("securitypolicyviolation", (e) => {
+    window.__violations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
+  });
+`;
+
+/** No Content-Security-Policy violation was recorded ({@linkcode CSP_RECORDER}) or logged. */
+export async function assertNoCspViolations(page: Page): Promise<void> {
+  assert.deepEqual(await page.evaluate(`window.__violations`), []);
+  assert.deepEqual(page.console.filter((line) => /Content Security Policy/i.test(line)), []);
 }
 
 /** Waits until the tab of `room` is there and is the current one. */

@@ -9,10 +9,12 @@ import assert from "node:assert/strict";
 import type { Page } from "./_cdp.ts";
 import {
   assertCleanPage,
+  CSP_RECORDER,
   enter,
   joinRoom,
   js,
   logIn,
+  overflow,
   pageTest,
   screenshot,
   shownMessages,
@@ -178,20 +180,6 @@ pageTest(
   },
 );
 
-/** What overflows the viewport sideways: the page's scroll width and rows wider than the screen. */
-async function overflow(page: Page): Promise<{ scroll: number; width: number; wide: string[] }> {
-  return await page.evaluate(`(() => {
-    const width = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll("body *")]
-      .filter((el) => el.getClientRects().length > 0)
-      .filter((el) => el.closest(".skip-links") === null)
-      .filter((el) => el.getBoundingClientRect().right > width + 1)
-      .filter((el) => getComputedStyle(el.parentElement).overflowX !== "auto")
-      .map((el) => el.id || el.className || el.tagName);
-    return { scroll: document.documentElement.scrollWidth, width, wide };
-  })()`);
-}
-
 const LONG_NICK = "Bartholomew_Featherstonehaugh_III"; // 33 > 32: the server's limit is 32
 const NICK32 = LONG_NICK.slice(0, 32);
 const LONG_ROOM = "the-quite-extraordinarily-long-room-name-for-a-very-small-screen-";
@@ -272,13 +260,6 @@ pageTest(
 );
 
 /** Collects the page's CSP violations from the first script on, before the page's own. */
-const CSP_RECORDER = `
-  window.__violations = [];
-  document.addEventListener("securitypolicyviolation", (e) => {
-    window.__violations.push(e.violatedDirective + " " + (e.blockedURI || "inline"));
-  });
-`;
-
 pageTest(
   "the page runs under its Content-Security-Policy without a violation",
   async ({ url, browser, client }) => {

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { delay } from "../_server.ts";
 import {
   assertCleanPage,
+  clickMessageControl,
+  confirmDialog,
   countShown,
   enter,
   joinRoom,
@@ -18,6 +20,8 @@ import {
   untilActiveRoom,
   untilShown,
 } from "./_page.ts";
+
+const TAB_SECRET = "moderators-only-secret";
 
 /** How many poll locks of the session are held and requested, as the page sees them. */
 const POLL_LOCKS = `navigator.locks.query().then(({ held = [], pending = [] }) => ({
@@ -235,4 +239,76 @@ pageTest(
     );
     assertCleanPage(first);
   },
+);
+
+pageTest(
+  "an edit, a delete, a topic and a direct conversation seen in one tab show in the others",
+  async ({ url, browser, client }) => {
+    const first = await browser.newPage();
+    await enter(first, `${url}/#lobby`, "mia", TAB_SECRET);
+    await untilActiveRoom(first, "lobby");
+    const second = await browser.newPage({ tabOf: first });
+    await second.navigate(`${url}/#lobby`);
+    await untilActiveRoom(second, "lobby");
+    const bob = await client.session("bob");
+    await client.join(bob.token, "lobby");
+    const sent = await client.send(bob.token, "lobby", "a typo mesage");
+    for (const page of [first, second]) await untilShown(page, "a typo mesage");
+
+    // Edits and deletes of others come through the one shared poll.
+    const edit = await client.call("PATCH", `/api/rooms/lobby/messages/${sent.body.event.id}`, {
+      token: bob.token,
+      body: { text: "a typo message" },
+    });
+    assert.equal(edit.status, 200);
+    for (const page of [first, second]) {
+      assert.ok((await untilShown(page, "a typo message")).edited);
+    }
+    await clickMessageControl(first, "a typo message", "delete");
+    await confirmDialog(first);
+    await second.waitFor(
+      `document.querySelector("#messages li.deleted")?.textContent
+      .includes("message deleted")`,
+      { what: "the delete in the other tab" },
+    );
+
+    // The own edit, with Up arrow in one tab; the topic, with the command in the other.
+    await submit(first, "mine");
+    await untilShown(second, "mine");
+    await first.evaluate(`document.getElementById("send-input").focus()`);
+    await first.press("ArrowUp");
+    await first.insertText(", edited");
+    await first.pressEnter();
+    assert.ok((await untilShown(second, "mine, edited")).edited);
+    await second.evaluate(`document.getElementById("send-input").focus()`);
+    await second.insertText("/topic Tabs agree");
+    await second.pressEnter();
+    await first.waitFor(`document.getElementById("topic").textContent === "Tabs agree"`, {
+      what: "the topic in the other tab",
+    });
+
+    // A conversation bob opens is listed in both tabs; closing it in one closes it in both.
+    const dm = await client.call("POST", "/api/dm", { token: bob.token, body: { nick: "mia" } });
+    assert.equal(dm.status, 200);
+    assert.equal((await client.send(bob.token, dm.body.room, "hi mia")).status, 201);
+    for (const page of [first, second]) {
+      await page.waitFor(
+        `document.querySelector("#dm-list button")?.textContent === "bob1 unread"`,
+        { what: "the conversation with bob, unread" },
+      );
+    }
+    await first.evaluate(`document.querySelector("#dm-list button").click()`);
+    await untilShown(first, "hi mia");
+    await second.waitFor(`document.querySelector("#dm-list button") !== null`);
+    await second.evaluate(`document.querySelector("#dm-list button").click()`);
+    await untilShown(second, "hi mia");
+    await second.evaluate(`document.getElementById("leave").click()`);
+    await first.waitFor(`document.querySelectorAll("#dm-list li").length === 0`, {
+      what: "the conversation to leave the other tab's list",
+    });
+    assert.deepEqual(await roomTabs(first), ["lobby"]);
+    assertCleanPage(first);
+    assertCleanPage(second);
+  },
+  { adminSecret: TAB_SECRET },
 );

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   countChars,
+  isDirectRoom,
   linkSegments,
   mentionSegments,
   messageSegments,
@@ -33,6 +34,19 @@ Deno.test("room paths are percent-encoded and refuse names that are not rooms", 
   assert.equal(roomPath("lobby"), "/api/rooms/lobby");
   assert.throws(() => roomPath("..", "join"), TypeError);
   assert.throws(() => roomPath("a/b", "join"), TypeError);
+  assert.equal(
+    roomPath("@0123456789abcdef", "messages"),
+    "/api/rooms/%400123456789abcdef/messages",
+  );
+  assert.throws(() => roomPath("@0123456789ABCDEF"), TypeError);
+  assert.throws(() => roomPath("@0123"), TypeError);
+});
+
+Deno.test("direct-message rooms are @ and 16 lowercase hex characters", () => {
+  assert.equal(isDirectRoom("@0123456789abcdef"), true);
+  for (const not of ["0123456789abcdef", "@0123456789abcde", "@0123456789abcdefa", "@lobby"]) {
+    assert.equal(isDirectRoom(not), false, not);
+  }
 });
 
 Deno.test("message length counts code points, as the server does", () => {
