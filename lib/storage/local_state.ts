@@ -547,7 +547,9 @@ export class LocalState implements SharedState {
       }
       // Decided again after the hash above (an await): nothing checked before it is trusted.
       if (session.ending || other.ending || other.ended || session.ended) continue;
-      const joining = [session, other].filter((s) => !s.isMember(name));
+      // The other session joins first: it sees events from its own join on, so the opener's join
+      // after it tells it who wrote to it.
+      const joining = [other, session].filter((s) => !s.isMember(name));
       if (joining.length > 0) {
         const change: Change = { events: joining.map((s) => presence("join", s, name, now)) };
         if (!this.#rooms.has(name)) {

@@ -584,7 +584,8 @@ redis.register_function('parley_direct', function(_, a)
   ensureRoom(room, x, y)
   redis.call('SADD', k('dms', x), room)
   redis.call('SADD', k('dms', y), room)
-  for _, sid in ipairs({ id, other }) do
+  -- The other session joins first, so the opener's join (after its own) tells it who wrote.
+  for _, sid in ipairs({ other, id }) do
     if not isMember(sid, room) then
       joinRoom(sid, redis.call('HGET', k('session', sid), 'nick'), room, now)
     end

@@ -365,10 +365,10 @@ Deno.test("POST /api/dm opens the private room of two sessions, both members at 
     const room: string = res.body.room;
     assert.match(room, /^@[0-9a-f]{16}$/);
     assert.equal(res.body.with, "Bob");
-    assert.deepEqual(summary(res.body.history), [`join ${room} alice`, `join ${room} Bob`]);
-    // Bob's one poll wakes for the room he was put in.
+    assert.deepEqual(summary(res.body.history), [`join ${room} Bob`, `join ${room} alice`]);
+    // Bob's one poll wakes for the room he was put in; alice's join after his tells him who.
     const woken = await bobs.answer;
-    assert.deepEqual(summary(woken.body.events), [`join ${room} Bob`]);
+    assert.deepEqual(summary(woken.body.events), [`join ${room} Bob`, `join ${room} alice`]);
     // They talk through their polls.
     const hi = await client.send(alice.token, room, "hi bob");
     assertStatus(hi, 201);
