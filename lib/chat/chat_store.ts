@@ -345,7 +345,11 @@ export class ChatStore {
           reason,
           this.#now(),
         ),
-      { write: true, statuses: { not_member: STATUS.NotFound } },
+      {
+        write: true,
+        statuses: { not_member: STATUS.NotFound },
+        messages: { not_member: `${nick as string} is not in that room` },
+      },
     );
   }
 
