@@ -1,0 +1,340 @@
+/**
+ * A benchmark client process: holds many raw TCP connections and drives them on command (JSON
+ * lines on stdin, answers on stdout). Several of these run at once so that one process's event
+ * loop and file limit never cap what a server is measured at.
+ */
+import type {
+  Command,
+  ExchangeAnswer,
+  ExchangeResult,
+  PollReport,
+  PollSpec,
+  SendReport,
+  SendTarget,
+} from "./_client_protocol.ts";
+import { encodeRequest, headerValue, now, RawConnection, type RawResponse } from "./_raw_http.ts";
+
+/** Connections opened at once: more would overflow the servers' accept backlog. */
+const CONNECT_CONCURRENCY = 64;
+/** Bytes each connection reads at a time; larger answers are assembled from several reads. */
+const READ_SIZE = 4096;
+/** How often the sender checks whether sends are due. */
+const SEND_TICK_MS = 2;
+/** Error descriptions kept per report. */
+const ERROR_SAMPLES = 5;
+
+const decoder = new TextDecoder();
+let connections: RawConnection[] = [];
+let polls: PollState | null = null;
+
+/** The long polls of this worker and what they saw. */
+class PollState {
+  running = true;
+  report: PollReport = {
+    latencies: [],
+    answers: 0,
+    empty: 0,
+    errors: 0,
+    unanswered: 0,
+    errorSamples: [],
+  };
+  pending = new Set<Promise<void>>();
+
+  error(text: string): void {
+    this.report.errors++;
+    if (this.report.errorSamples.length < ERROR_SAMPLES) this.report.errorSamples.push(text);
+  }
+}
+
+/** Latency of each benchmark message (text `b:<send time>`) in a chat poll answer. */
+function chatAnswer(state: PollState, spec: PollSpec & { kind: "chat" }, res: RawResponse): void {
+  const body = JSON.parse(decoder.decode(res.body)) as {
+    events: { type: string; text?: string }[];
+    cursor: string;
+  };
+  spec.cursor = body.cursor;
+  let found = 0;
+  for (const event of body.events) {
+    if (event.type === "message" && event.text?.startsWith("b:")) {
+      state.report.latencies.push(res.at - Number(event.text.slice(2)));
+      found++;
+    }
+  }
+  if (found === 0) state.report.empty++;
+}
+
+/** Runs one connection's long poll, once or until stopped. */
+async function pollLoop(
+  state: PollState,
+  conn: RawConnection,
+  spec: PollSpec,
+  loop: boolean,
+): Promise<void> {
+  // nchan's position in its channel: the previous answer's Last-Modified and Etag.
+  let since: string | null = null;
+  let etag: string | null = null;
+  // The first request is encoded before any is written, so arming many polls is only writes.
+  let bytes = encodePoll(spec, since, etag);
+  do {
+    let res: RawResponse;
+    try {
+      res = await conn.request(bytes);
+    } catch (error) {
+      if (state.running) state.error(`connection: ${(error as Error).message}`);
+      return;
+    }
+    state.report.answers++;
+    if (spec.kind === "chat") {
+      if (res.status === 200) chatAnswer(state, spec, res);
+      else state.error(`poll answered ${res.status}: ${decoder.decode(res.body).slice(0, 200)}`);
+    } else if (res.status === 200) {
+      const text = decoder.decode(res.body);
+      if (text.startsWith("b:")) state.report.latencies.push(res.at - Number(text.slice(2)));
+      else state.report.empty++;
+      since = headerValue(res.head, "last-modified");
+      etag = headerValue(res.head, "etag");
+    } else if (res.status === 304 || res.status === 408) {
+      // A subscriber timeout: poll again.
+      state.report.empty++;
+    } else {
+      state.error(`poll answered ${res.status}`);
+    }
+    if (loop && state.running) bytes = encodePoll(spec, since, etag);
+  } while (loop && state.running);
+}
+
+function encodePoll(spec: PollSpec, since: string | null, etag: string | null): Uint8Array {
+  if (spec.kind === "chat") {
+    const cursor = spec.cursor === undefined ? "" : `cursor=${spec.cursor}&`;
+    return encodeRequest("GET", `/api/events?${cursor}wait=${spec.wait}`, [
+      `Authorization: Bearer ${spec.token}`,
+    ]);
+  }
+  const headers = [];
+  if (since !== null) headers.push(`If-Modified-Since: ${since}`);
+  if (etag !== null) headers.push(`If-None-Match: ${etag}`);
+  return encodeRequest("GET", `/sub/${spec.channel}`, headers);
+}
+
+function encodeSend(target: SendTarget): Uint8Array {
+  const text = `b:${now().toFixed(3)}`;
+  if (target.kind === "chat") {
+    return encodeRequest(
+      "POST",
+      `/api/rooms/${target.room}/messages`,
+      [`Authorization: Bearer ${target.token}`],
+      JSON.stringify({ text }),
+    );
+  }
+  return encodeRequest("POST", `/pub/${target.channel}`, [], text);
+}
+
+async function connect(ports: number[]): Promise<{ opened: number; failed: number }> {
+  let next = 0;
+  let failed = 0;
+  const opened: RawConnection[] = new Array(ports.length);
+  await Promise.all(Array.from({ length: CONNECT_CONCURRENCY }, async () => {
+    while (next < ports.length) {
+      const i = next++;
+      try {
+        opened[i] = await RawConnection.open(ports[i]!, READ_SIZE);
+      } catch {
+        failed++;
+      }
+    }
+  }));
+  if (failed > 0) {
+    for (const conn of opened) conn?.close();
+    return { opened: 0, failed };
+  }
+  connections.push(...opened);
+  return { opened: opened.length, failed };
+}
+
+async function exchange(
+  requests: ({ method: string; path: string; headers?: string[]; body?: string } | null)[],
+  bodies: boolean,
+): Promise<ExchangeAnswer> {
+  const encoded = requests.map((r) => r && encodeRequest(r.method, r.path, r.headers, r.body));
+  const start = now();
+  const results = await Promise.all(encoded.map(async (bytes, i): Promise<ExchangeResult> => {
+    const conn = connections[i];
+    if (!bytes || !conn) return [0, 0, 0];
+    try {
+      const res = await conn.request(bytes);
+      return bodies
+        ? [res.status, res.body.length, res.at, decoder.decode(res.body)]
+        : [res.status, res.body.length, res.at];
+    } catch (error) {
+      return [0, 0, now(), (error as Error).message];
+    }
+  }));
+  return { start, results };
+}
+
+function startPolls(specs: PollSpec[], loop: boolean): void {
+  const state = new PollState();
+  polls = state;
+  for (const [i, spec] of specs.entries()) {
+    const conn = connections[i];
+    if (!conn) throw new Error(`poll ${i}: no connection (have ${connections.length})`);
+    const done: Promise<void> = pollLoop(state, conn, spec, loop).finally(() =>
+      state.pending.delete(done)
+    );
+    state.pending.add(done);
+  }
+}
+
+async function collect(timeoutMs: number): Promise<PollReport> {
+  const state = polls;
+  if (!state) throw new Error("collect before poll");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(state.pending),
+    new Promise((resolve) => timer = setTimeout(resolve, timeoutMs)),
+  ]);
+  clearTimeout(timer);
+  state.running = false;
+  state.report.unanswered = state.pending.size;
+  polls = null;
+  return state.report;
+}
+
+function stop(): PollReport {
+  const state = polls;
+  if (!state) throw new Error("stop before poll");
+  state.running = false;
+  polls = null;
+  return state.report;
+}
+
+async function send(
+  port: number,
+  count: number,
+  targets: SendTarget[],
+  perSecond: number,
+  seconds: number,
+): Promise<SendReport> {
+  const conns = await Promise.all(Array.from({ length: count }, () => RawConnection.open(port)));
+  const report: SendReport = {
+    issued: 0,
+    accepted: 0,
+    rejected: 0,
+    skipped: 0,
+    errors: 0,
+    errorSamples: [],
+    seconds: 0,
+  };
+  const answers = new Set<Promise<void>>();
+  const start = now();
+  let next = 0;
+  let cursor = 0;
+  while (true) {
+    const elapsed = (now() - start) / 1000;
+    if (elapsed >= seconds) break;
+    const due = Math.floor(elapsed * perSecond) - report.issued - report.skipped;
+    for (let k = 0; k < due; k++) {
+      // The next idle connection, round robin; none idle means the server is behind.
+      let conn: RawConnection | undefined;
+      for (let tries = 0; tries < conns.length; tries++) {
+        const candidate = conns[cursor++ % conns.length]!;
+        if (candidate.inFlight === 0 && !candidate.closed) {
+          conn = candidate;
+          break;
+        }
+      }
+      if (!conn) {
+        report.skipped++;
+        continue;
+      }
+      report.issued++;
+      const target = targets[next++ % targets.length]!;
+      const answer: Promise<void> = conn.request(encodeSend(target)).then(
+        (res) => {
+          if (res.status >= 200 && res.status < 300) report.accepted++;
+          else {
+            report.rejected++;
+            if (report.errorSamples.length < ERROR_SAMPLES) {
+              report.errorSamples.push(`send answered ${res.status}`);
+            }
+          }
+        },
+        (error) => {
+          report.errors++;
+          if (report.errorSamples.length < ERROR_SAMPLES) {
+            report.errorSamples.push(`send: ${(error as Error).message}`);
+          }
+        },
+      ).finally(() => answers.delete(answer));
+      answers.add(answer);
+    }
+    await new Promise((resolve) => setTimeout(resolve, SEND_TICK_MS));
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(answers),
+    new Promise((resolve) => timer = setTimeout(resolve, 10_000)),
+  ]);
+  clearTimeout(timer);
+  report.seconds = (now() - start) / 1000;
+  for (const conn of conns) conn.close();
+  return report;
+}
+
+async function handle(command: Command): Promise<unknown> {
+  switch (command.op) {
+    case "connect":
+      return await connect(command.ports);
+    case "close":
+      for (const conn of connections) conn.close();
+      connections = [];
+      return {};
+    case "exchange":
+      return await exchange(command.requests, command.bodies);
+    case "poll":
+      startPolls(command.polls, command.loop);
+      return {};
+    case "collect":
+      return await collect(command.timeoutMs);
+    case "stop":
+      return stop();
+    case "send":
+      return await send(
+        command.port,
+        command.connections,
+        command.targets,
+        command.perSecond,
+        command.seconds,
+      );
+  }
+}
+
+async function main(): Promise<void> {
+  const encoder = new TextEncoder();
+  const out = Deno.stdout;
+  const write = async (value: unknown) => {
+    const bytes = encoder.encode(JSON.stringify(value) + "\n");
+    let offset = 0;
+    while (offset < bytes.length) offset += await out.write(bytes.subarray(offset));
+  };
+  // Answers are written one at a time so their lines never interleave.
+  let writing = Promise.resolve();
+  const answer = (value: unknown) => writing = writing.then(() => write(value));
+  let buffered = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    let newline;
+    while ((newline = buffered.indexOf("\n")) >= 0) {
+      const command = JSON.parse(buffered.slice(0, newline)) as Command;
+      buffered = buffered.slice(newline + 1);
+      handle(command).then(
+        (result) => answer({ id: command.id, result }),
+        (error) => answer({ id: command.id, error: String(error?.stack ?? error) }),
+      );
+    }
+  }
+  for (const conn of connections) conn.close();
+  await writing;
+}
+
+if (import.meta.main) await main();
