@@ -6,6 +6,12 @@ import type { ClientPool, ExchangeResult } from "./_client.ts";
 import { encodeRequest, now, RawConnection } from "./_raw_http.ts";
 import type { Server } from "./_server_process.ts";
 
+/**
+ * Requests in flight per client process while setting up: the way a crowd arrives over a few
+ * seconds, not a storm (the join storm scenario makes its own).
+ */
+export const SETUP_LIMIT = 256;
+
 /** Creates one session per pool connection (`<prefix><i>`) and returns their tokens. */
 export async function createSessions(pool: ClientPool, prefix: string): Promise<string[]> {
   const { results } = await pool.exchange(
@@ -14,7 +20,7 @@ export async function createSessions(pool: ClientPool, prefix: string): Promise<
       path: "/api/session",
       body: JSON.stringify({ nick: `${prefix}${i}` }),
     })),
-    true,
+    { bodies: true, limit: SETUP_LIMIT },
   );
   return results.map((r, i) => {
     if (r[0] !== 201) throw new Error(`session ${i}: ${describe(r)}`);
@@ -22,17 +28,24 @@ export async function createSessions(pool: ClientPool, prefix: string): Promise<
   });
 }
 
-/** Joins `rooms[i]` with `tokens[i]` on connection i, all at once; throws on any failure. */
+/**
+ * Joins `rooms[i]` with `tokens[i]` on connection i (`limit` in flight per client process, 0:
+ * all at once); throws on any failure.
+ */
 export async function joinRooms(
   pool: ClientPool,
   tokens: string[],
   rooms: string[],
+  limit = SETUP_LIMIT,
 ): Promise<{ start: number; results: ExchangeResult[] }> {
-  const answer = await pool.exchange(tokens.map((token, i) => ({
-    method: "POST",
-    path: `/api/rooms/${rooms[i]}/join`,
-    headers: [`Authorization: Bearer ${token}`],
-  })));
+  const answer = await pool.exchange(
+    tokens.map((token, i) => ({
+      method: "POST",
+      path: `/api/rooms/${rooms[i]}/join`,
+      headers: [`Authorization: Bearer ${token}`],
+    })),
+    { limit },
+  );
   for (const [i, r] of answer.results.entries()) {
     if (r[0] !== 200) throw new Error(`join ${i}: ${describe(r)}`);
   }
@@ -41,11 +54,14 @@ export async function joinRooms(
 
 /** Ends the sessions (one DELETE per connection); answers how many were not 204. */
 export async function deleteSessions(pool: ClientPool, tokens: string[]): Promise<number> {
-  const { results } = await pool.exchange(tokens.map((token) => ({
-    method: "DELETE",
-    path: "/api/session",
-    headers: [`Authorization: Bearer ${token}`],
-  })));
+  const { results } = await pool.exchange(
+    tokens.map((token) => ({
+      method: "DELETE",
+      path: "/api/session",
+      headers: [`Authorization: Bearer ${token}`],
+    })),
+    { limit: SETUP_LIMIT },
+  );
   return results.filter((r) => r[0] !== 204).length;
 }
 

@@ -131,8 +131,9 @@ export class ClientPool {
   }
 
   /**
-   * Opens connections: `ports[i]` is the port of new connection i. They are split in contiguous
-   * blocks over the workers, so each worker holds about the same number.
+   * Adds connections: `ports[i]` is the port of connection i. They are split in contiguous blocks
+   * over the workers, so each worker holds about the same number; each opens at its first
+   * request and writes it at once (servers close connections that stay silent).
    */
   async connect(ports: number[]): Promise<void> {
     if (this.size > 0) throw new Error("ClientPool.connect: close the open connections first");
@@ -162,16 +163,22 @@ export class ClientPool {
   }
 
   /**
-   * Writes `requests[i]` on connection i (null: none) all at once and waits for every answer.
-   * `start` is the earliest moment any worker began writing.
+   * Writes `requests[i]` on connection i (null: none) and waits for every answer: all at once, or
+   * at most `limit` in flight per client process. `start` is the earliest moment any worker began
+   * writing; `bodies` asks for the answers' text.
    */
   async exchange(
     requests: (RequestSpec | null)[],
-    bodies = false,
+    options: { bodies?: boolean; limit?: number } = {},
   ): Promise<{ start: number; results: ExchangeResult[] }> {
     const answers = await Promise.all(
       this.#split(requests).map(([worker, share]) =>
-        worker.call<ExchangeAnswer>({ op: "exchange", requests: share, bodies })
+        worker.call<ExchangeAnswer>({
+          op: "exchange",
+          requests: share,
+          bodies: options.bodies ?? false,
+          limit: options.limit ?? 0,
+        })
       ),
     );
     return {
@@ -194,6 +201,30 @@ export class ClientPool {
     );
   }
 
+  /** Benchmark messages the running polls received so far. */
+  async delivered(): Promise<number> {
+    return sum(await Promise.all(this.#workers.map((w) => w.call<number>({ op: "delivered" }))));
+  }
+
+  /**
+   * Waits until the running polls received `expected` messages, or until none came for
+   * `quietMs`, or `timeoutMs` passed; answers how many came.
+   */
+  async drain(expected: number, quietMs = 3000, timeoutMs = 30_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    let last = -1;
+    let lastChange = Date.now();
+    while (true) {
+      const now = await this.delivered();
+      if (now >= expected || Date.now() > deadline) return now;
+      if (now !== last) {
+        last = now;
+        lastChange = Date.now();
+      } else if (Date.now() - lastChange > quietMs) return now;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** Stops poll loops (open polls stay open until `close`) and merges what they saw. */
   async stop(): Promise<PollReport> {
     return mergeReports(
@@ -202,8 +233,9 @@ export class ClientPool {
   }
 
   /**
-   * Sends `perSecond` messages for `seconds` from every worker on its own `connections` new
-   * connections, round robin over `targets`; answers the summed report.
+   * Sends `perSecond` messages in all for `seconds`, round robin over `targets`, each worker on
+   * `connections` new connections with up to `depth` sends pipelined on each: the rate holds even
+   * when answers are slow. Answers the summed report.
    */
   async send(
     port: number,
@@ -211,6 +243,7 @@ export class ClientPool {
     perSecond: number,
     seconds: number,
     connections = 16,
+    depth = 4,
   ): Promise<SendReport> {
     const each = perSecond / this.#workers.length;
     const reports = await Promise.all(this.#workers.map((worker, w) =>
@@ -218,6 +251,7 @@ export class ClientPool {
         op: "send",
         port,
         connections,
+        depth,
         // Each worker takes every n-th target, so together they cover all of them.
         targets: targets.filter((_, i) => i % this.#workers.length === w),
         perSecond: each,

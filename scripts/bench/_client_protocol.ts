@@ -26,15 +26,25 @@ export type SendTarget =
 export type Command =
   | { id: number; op: "connect"; ports: number[] }
   | { id: number; op: "close" }
-  | { id: number; op: "exchange"; requests: (RequestSpec | null)[]; bodies: boolean }
+  | {
+    id: number;
+    op: "exchange";
+    requests: (RequestSpec | null)[];
+    bodies: boolean;
+    /** Requests in flight at once (0: all at once). */
+    limit: number;
+  }
   | { id: number; op: "poll"; polls: PollSpec[]; loop: boolean }
   | { id: number; op: "collect"; timeoutMs: number }
   | { id: number; op: "stop" }
+  | { id: number; op: "delivered" }
   | {
     id: number;
     op: "send";
     port: number;
     connections: number;
+    /** Sends in flight per connection at most (pipelined), so a slow answer holds back none. */
+    depth: number;
     targets: SendTarget[];
     perSecond: number;
     seconds: number;
@@ -71,7 +81,7 @@ export interface SendReport {
   issued: number;
   accepted: number;
   rejected: number;
-  /** Sends that were due while every connection still waited for an answer. */
+  /** Sends that were due while every connection had `depth` sends waiting for an answer. */
   skipped: number;
   errors: number;
   errorSamples: string[];

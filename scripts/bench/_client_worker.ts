@@ -24,8 +24,53 @@ const SEND_TICK_MS = 2;
 const ERROR_SAMPLES = 5;
 
 const decoder = new TextDecoder();
-let connections: RawConnection[] = [];
+/**
+ * This worker's connections by index, and their ports. A connection opens at its first request,
+ * which it writes at once: a server may close a connection that stays silent after it opened.
+ */
+let ports: number[] = [];
+let connections: (RawConnection | Promise<RawConnection> | undefined)[] = [];
 let polls: PollState | null = null;
+
+/** Opens at most CONNECT_CONCURRENCY connections at a time. */
+const opening = { active: 0, queue: [] as (() => void)[] };
+
+async function open(port: number): Promise<RawConnection> {
+  if (opening.active >= CONNECT_CONCURRENCY) {
+    await new Promise<void>((resolve) => opening.queue.push(resolve));
+  }
+  opening.active++;
+  try {
+    return await RawConnection.open(port, READ_SIZE);
+  } finally {
+    opening.active--;
+    opening.queue.shift()?.();
+  }
+}
+
+/** Connection `i`, opened if it was not yet. */
+function connection(i: number): RawConnection | Promise<RawConnection> {
+  const existing = connections[i];
+  if (existing) return existing;
+  const port = ports[i];
+  if (port === undefined) throw new Error(`no connection ${i} (have ${ports.length})`);
+  const opened = open(port).then((conn) => {
+    if (connections[i] === opened) connections[i] = conn;
+    else conn.close();
+    return conn;
+  });
+  connections[i] = opened;
+  return opened;
+}
+
+function closeAll(): void {
+  for (const entry of connections) {
+    if (entry instanceof RawConnection) entry.close();
+    else entry?.then((conn) => conn.close(), () => {});
+  }
+  connections = [];
+  ports = [];
+}
 
 /** The long polls of this worker and what they saw. */
 class PollState {
@@ -66,7 +111,7 @@ function chatAnswer(state: PollState, spec: PollSpec & { kind: "chat" }, res: Ra
 /** Runs one connection's long poll, once or until stopped. */
 async function pollLoop(
   state: PollState,
-  conn: RawConnection,
+  index: number,
   spec: PollSpec,
   loop: boolean,
 ): Promise<void> {
@@ -78,7 +123,8 @@ async function pollLoop(
   do {
     let res: RawResponse;
     try {
-      res = await conn.request(bytes);
+      const conn = connection(index);
+      res = await (conn instanceof RawConnection ? conn : await conn).request(bytes);
     } catch (error) {
       if (state.running) state.error(`connection: ${(error as Error).message}`);
       return;
@@ -129,56 +175,54 @@ function encodeSend(target: SendTarget): Uint8Array {
   return encodeRequest("POST", `/pub/${target.channel}`, [], text);
 }
 
-async function connect(ports: number[]): Promise<{ opened: number; failed: number }> {
-  let next = 0;
-  let failed = 0;
-  const opened: RawConnection[] = new Array(ports.length);
-  await Promise.all(Array.from({ length: CONNECT_CONCURRENCY }, async () => {
-    while (next < ports.length) {
-      const i = next++;
-      try {
-        opened[i] = await RawConnection.open(ports[i]!, READ_SIZE);
-      } catch {
-        failed++;
-      }
-    }
-  }));
-  if (failed > 0) {
-    for (const conn of opened) conn?.close();
-    return { opened: 0, failed };
-  }
-  connections.push(...opened);
-  return { opened: opened.length, failed };
+function connect(more: number[]): { opened: number; failed: number } {
+  ports.push(...more);
+  connections.length = ports.length;
+  return { opened: more.length, failed: 0 };
 }
 
 async function exchange(
   requests: ({ method: string; path: string; headers?: string[]; body?: string } | null)[],
   bodies: boolean,
+  limit: number,
 ): Promise<ExchangeAnswer> {
   const encoded = requests.map((r) => r && encodeRequest(r.method, r.path, r.headers, r.body));
-  const start = now();
-  const results = await Promise.all(encoded.map(async (bytes, i): Promise<ExchangeResult> => {
-    const conn = connections[i];
-    if (!bytes || !conn) return [0, 0, 0];
+  const results: ExchangeResult[] = new Array(encoded.length);
+  const one = async (i: number): Promise<void> => {
+    const bytes = encoded[i];
+    if (!bytes) {
+      results[i] = [0, 0, 0];
+      return;
+    }
     try {
-      const res = await conn.request(bytes);
-      return bodies
+      const res = await (await connection(i)).request(bytes);
+      results[i] = bodies
         ? [res.status, res.body.length, res.at, decoder.decode(res.body)]
         : [res.status, res.body.length, res.at];
     } catch (error) {
-      return [0, 0, now(), (error as Error).message];
+      results[i] = [0, 0, now(), (error as Error).message];
     }
-  }));
+  };
+  const start = now();
+  if (limit <= 0) {
+    await Promise.all(encoded.map((_, i) => one(i)));
+  } else {
+    let next = 0;
+    await Promise.all(Array.from({ length: limit }, async () => {
+      while (next < encoded.length) await one(next++);
+    }));
+  }
   return { start, results };
 }
 
 function startPolls(specs: PollSpec[], loop: boolean): void {
   const state = new PollState();
   polls = state;
+  if (specs.length !== ports.length) {
+    throw new Error(`${specs.length} polls for ${ports.length} connections`);
+  }
   for (const [i, spec] of specs.entries()) {
-    const conn = connections[i];
-    if (!conn) throw new Error(`poll ${i}: no connection (have ${connections.length})`);
-    const done: Promise<void> = pollLoop(state, conn, spec, loop).finally(() =>
+    const done: Promise<void> = pollLoop(state, i, spec, loop).finally(() =>
       state.pending.delete(done)
     );
     state.pending.add(done);
@@ -211,6 +255,7 @@ function stop(): PollReport {
 async function send(
   port: number,
   count: number,
+  depth: number,
   targets: SendTarget[],
   perSecond: number,
   seconds: number,
@@ -234,11 +279,12 @@ async function send(
     if (elapsed >= seconds) break;
     const due = Math.floor(elapsed * perSecond) - report.issued - report.skipped;
     for (let k = 0; k < due; k++) {
-      // The next idle connection, round robin; none idle means the server is behind.
+      // The next connection with room in its pipeline, round robin; none means the server is far
+      // behind (the sends are not queued here, which would hide that).
       let conn: RawConnection | undefined;
       for (let tries = 0; tries < conns.length; tries++) {
         const candidate = conns[cursor++ % conns.length]!;
-        if (candidate.inFlight === 0 && !candidate.closed) {
+        if (candidate.inFlight < depth && !candidate.closed) {
           conn = candidate;
           break;
         }
@@ -284,13 +330,12 @@ async function send(
 async function handle(command: Command): Promise<unknown> {
   switch (command.op) {
     case "connect":
-      return await connect(command.ports);
+      return connect(command.ports);
     case "close":
-      for (const conn of connections) conn.close();
-      connections = [];
+      closeAll();
       return {};
     case "exchange":
-      return await exchange(command.requests, command.bodies);
+      return await exchange(command.requests, command.bodies, command.limit);
     case "poll":
       startPolls(command.polls, command.loop);
       return {};
@@ -298,10 +343,13 @@ async function handle(command: Command): Promise<unknown> {
       return await collect(command.timeoutMs);
     case "stop":
       return stop();
+    case "delivered":
+      return polls?.report.latencies.length ?? 0;
     case "send":
       return await send(
         command.port,
         command.connections,
+        command.depth,
         command.targets,
         command.perSecond,
         command.seconds,
@@ -333,7 +381,7 @@ async function main(): Promise<void> {
       );
     }
   }
-  for (const conn of connections) conn.close();
+  closeAll();
   await writing;
 }
 

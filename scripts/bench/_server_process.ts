@@ -32,6 +32,16 @@ export function freePort(): number {
 
 /** Connections Parley accepts in benchmarks: more than any scenario opens. */
 const MAX_CONNS = 100_000;
+/**
+ * Seconds a session stays present without a request: setting up 10,000 sessions on a busy
+ * machine can take longer than the default 60, and sessions must not expire between setup steps.
+ */
+const PRESENCE_GRACE = 600;
+/**
+ * Seconds for the header and idle timeouts: on a busy machine a server still working through a
+ * storm of 10,000 requests could otherwise time out connections whose requests already arrived.
+ */
+const TIMEOUT = 300;
 
 /**
  * `deno` arguments of `deno task start` (e.g. its permissions and V8 flags), so benchmarks
@@ -43,7 +53,10 @@ export function parleyRunArgs(): string[] {
   return words.slice(1);
 }
 
-/** Starts `main.ts` on a free loopback port with the limits off, plus `flags`; waits until healthy. */
+/**
+ * Starts `main.ts` on a free loopback port with the limits off, plus `flags` (which win over these
+ * defaults); waits until healthy.
+ */
 export function startServer(store: string, flags: string[] = []): Promise<Server> {
   const port = freePort();
   return spawnServer({
@@ -63,6 +76,12 @@ export function startServer(store: string, flags: string[] = []): Promise<Server
       "0",
       "--max-conns",
       String(MAX_CONNS),
+      "--presence-grace",
+      String(PRESENCE_GRACE),
+      "--header-timeout",
+      String(TIMEOUT),
+      "--idle-timeout",
+      String(TIMEOUT),
       "--log-level",
       "error",
       ...flags,

@@ -63,7 +63,7 @@ async function churnRun(
       SEND_CONNECTIONS,
     );
     // Let the last messages reach every poller.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await pool.drain(sends.accepted * n);
     report = await pool.stop();
   } finally {
     // Everyone leaves: their polls go away with their connections, then they end their sessions.

@@ -30,7 +30,7 @@ async function storm(pool: ClientPool, contender: Contender, n: number): Promise
       const t0 = performance.now();
       const tokens = await createSessions(pool, "s");
       const sessions = (performance.now() - t0) / 1000;
-      const { start, results } = await joinRooms(pool, tokens, tokens.map(() => ROOM));
+      const { start, results } = await joinRooms(pool, tokens, tokens.map(() => ROOM), 0);
       const arrivals = results.map((r) => r[2]);
       const end = maxOf(arrivals);
       const lastIndex = arrivals.indexOf(end);
