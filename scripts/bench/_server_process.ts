@@ -30,18 +30,27 @@ export function freePort(): number {
   return port;
 }
 
-/** Connections Parley accepts in benchmarks: more than any scenario opens. */
-const MAX_CONNS = 100_000;
 /**
- * Seconds a session stays present without a request: setting up 10,000 sessions on a busy
- * machine can take longer than the default 60, and sessions must not expire between setup steps.
+ * Flags every benchmarked Parley gets: rate limits off; more connections than any scenario opens;
+ * presence and the header and idle timeouts long enough that setting up 10,000 sessions on a busy
+ * machine expires none of them and times out no connection whose request already arrived.
  */
-const PRESENCE_GRACE = 600;
-/**
- * Seconds for the header and idle timeouts: on a busy machine a server still working through a
- * storm of 10,000 requests could otherwise time out connections whose requests already arrived.
- */
-const TIMEOUT = 300;
+export const BENCH_FLAGS: readonly string[] = [
+  "--send-rate",
+  "0",
+  "--session-rate",
+  "0",
+  "--max-conns",
+  "100000",
+  "--presence-grace",
+  "600",
+  "--header-timeout",
+  "300",
+  "--idle-timeout",
+  "300",
+  "--log-level",
+  "error",
+];
 
 /**
  * `deno` arguments of `deno task start` (e.g. its permissions and V8 flags), so benchmarks
@@ -70,20 +79,7 @@ export function startServer(store: string, flags: string[] = []): Promise<Server
       String(port),
       "--store",
       store,
-      "--send-rate",
-      "0",
-      "--session-rate",
-      "0",
-      "--max-conns",
-      String(MAX_CONNS),
-      "--presence-grace",
-      String(PRESENCE_GRACE),
-      "--header-timeout",
-      String(TIMEOUT),
-      "--idle-timeout",
-      String(TIMEOUT),
-      "--log-level",
-      "error",
+      ...BENCH_FLAGS,
       ...flags,
     ],
     cwd: ROOT,

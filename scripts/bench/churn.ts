@@ -124,8 +124,8 @@ async function measureChurn(
 }
 
 async function run(options: BenchOptions): Promise<void> {
-  const n = options.quick ? 300 : 5000;
-  const seconds = options.seconds ?? (options.quick ? 2 : 30);
+  const n = options.quick ? 200 : 5000;
+  const seconds = options.seconds ?? (options.quick ? 1 : 30);
   const settleMs = options.quick ? 500 : 5000;
   const contenders = available("churn", [PARLEY, DENO_PEER]);
   const notes: string[] = [];

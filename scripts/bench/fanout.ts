@@ -185,7 +185,7 @@ async function run(options: BenchOptions): Promise<void> {
   const peers = contenders.filter((c) => c !== PARLEY).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {
-    const rounds = options.rounds ?? (options.quick ? 1 : n >= 10_000 ? 3 : 5);
+    const rounds = options.rounds ?? (options.quick ? 1 : 3);
     const pool = ClientPool.start(ClientPool.processesFor(n, 2));
     const results = new Map<string, FanoutRound[]>(contenders.map((c) => [c.name, []]));
     try {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
+import { BENCH_FLAGS, parleyRunArgs } from "./_server_process.ts";
 import { churn } from "./churn.ts";
 import { fanout } from "./fanout.ts";
 import { http } from "./http.ts";
@@ -114,6 +115,10 @@ export async function main(args: string[]): Promise<number> {
   }
   console.log(`Machine: ${machine()}`);
   console.log(`Command: deno task bench ${args.join(" ")}`.trimEnd());
+  console.log(
+    `Parley: deno ${parleyRunArgs().join(" ")} --host 127.0.0.1 --port <free> --store memory ` +
+      `${BENCH_FLAGS.join(" ")} (sqlite: where a table says so)`,
+  );
   const started = performance.now();
   let failed = 0;
   for (const scenario of chosen.length > 0 ? chosen : SCENARIOS) {

@@ -50,7 +50,7 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
 
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
-  const rounds = options.rounds ?? (options.quick ? 1 : 2);
+  const rounds = options.rounds ?? 1;
   const contenders = available("memory", [NCHAN, PARLEY, DENO_PEER]);
   const results = new Map<string, MemoryRound[]>(contenders.map((c) => [c.name, []]));
   const notes: string[] = [];

@@ -75,7 +75,7 @@ async function measureMix(
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const perSecond = options.quick ? 100 : 1000;
-  const seconds = options.seconds ?? (options.quick ? 2 : 30);
+  const seconds = options.seconds ?? (options.quick ? 1 : 30);
   const contenders = available("mix", [NCHAN, PARLEY, DENO_PEER]);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
