@@ -118,7 +118,6 @@ async function pollLoop(
   // nchan's position in its channel: the previous answer's Last-Modified and Etag.
   let since: string | null = null;
   let etag: string | null = null;
-  // The first request is encoded before any is written, so arming many polls is only writes.
   let bytes = encodePoll(spec, since, etag);
   do {
     let res: RawResponse;
@@ -131,8 +130,12 @@ async function pollLoop(
     }
     state.report.answers++;
     if (spec.kind === "chat") {
-      if (res.status === 200) chatAnswer(state, spec, res);
-      else state.error(`poll answered ${res.status}: ${decoder.decode(res.body).slice(0, 200)}`);
+      if (res.status !== 200) {
+        // Polling on would repeat the same error as fast as the server answers it.
+        state.error(`poll answered ${res.status}: ${decoder.decode(res.body).slice(0, 200)}`);
+        return;
+      }
+      chatAnswer(state, spec, res);
     } else if (res.status === 200) {
       const text = decoder.decode(res.body);
       if (text.startsWith("b:")) state.report.latencies.push(res.at - Number(text.slice(2)));
@@ -144,6 +147,7 @@ async function pollLoop(
       state.report.empty++;
     } else {
       state.error(`poll answered ${res.status}`);
+      return;
     }
     if (loop && state.running) bytes = encodePoll(spec, since, etag);
   } while (loop && state.running);

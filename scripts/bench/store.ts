@@ -14,7 +14,7 @@ const BENCH = {
   /** Appends in flight at once. */
   window: 1000,
   /** Appends per one-at-a-time run: fewer, since with `full` each one waits for an fsync. */
-  sequentialAppends: 20_000,
+  sequentialAppends: 5_000,
   /** Events kept per room (the `--history` default), so retention deletes in steady state. */
   history: 1000,
   rooms: 10,
