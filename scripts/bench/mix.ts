@@ -15,6 +15,8 @@ import { count, ms, percentile, printTable, ratio } from "./_table.ts";
 const ROOM_SIZE = 10;
 /** Connections each sender process sends on. */
 const SEND_CONNECTIONS = 64;
+/** Sends pipelined per connection at most (Parley's own pipeline limit is 16). */
+const SEND_DEPTH = 16;
 
 interface MixResult {
   report: PollReport;
@@ -59,7 +61,14 @@ async function measureMix(
       const clientPids = [...pool.pids(), ...senders.pids()];
       const server0 = cpuSeconds(server.pids());
       const client0 = cpuSeconds(clientPids);
-      const sends = await senders.send(server.port, targets, perSecond, seconds, SEND_CONNECTIONS);
+      const sends = await senders.send(
+        server.port,
+        targets,
+        perSecond,
+        seconds,
+        SEND_CONNECTIONS,
+        SEND_DEPTH,
+      );
       // Until every delivery arrived (or none came for a while).
       await pool.drain(sends.accepted * ROOM_SIZE);
       const report = await pool.stop();
