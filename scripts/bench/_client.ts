@@ -264,6 +264,7 @@ export class ClientPool {
       rejected: sum(reports.map((r) => r.rejected)),
       skipped: sum(reports.map((r) => r.skipped)),
       errors: sum(reports.map((r) => r.errors)),
+      unanswered: sum(reports.map((r) => r.unanswered)),
       errorSamples: reports.flatMap((r) => r.errorSamples).slice(0, 5),
       seconds: Math.max(...reports.map((r) => r.seconds)),
     };
@@ -299,6 +300,7 @@ function mergeReports(reports: PollReport[]): PollReport {
     empty: sum(reports.map((r) => r.empty)),
     errors: sum(reports.map((r) => r.errors)),
     unanswered: sum(reports.map((r) => r.unanswered)),
+    duplicates: sum(reports.map((r) => r.duplicates)),
     errorSamples: reports.flatMap((r) => r.errorSamples).slice(0, 5),
   };
 }

@@ -72,6 +72,11 @@ export interface PollReport {
   errors: number;
   /** One-shot polls still unanswered at the deadline. */
   unanswered: number;
+  /**
+   * Chat events a connection got again or out of order (an id not above the last it got): each
+   * breaks "exactly once, in order".
+   */
+  duplicates: number;
   /** The first few error descriptions. */
   errorSamples: string[];
 }
@@ -84,6 +89,8 @@ export interface SendReport {
   /** Sends that were due while every connection had `depth` sends waiting for an answer. */
   skipped: number;
   errors: number;
+  /** Sends with no answer yet when the report was made (a minute after the last send). */
+  unanswered: number;
   errorSamples: string[];
   /** Seconds from the first send to the last answer. */
   seconds: number;

@@ -81,6 +81,7 @@ class PollState {
     empty: 0,
     errors: 0,
     unanswered: 0,
+    duplicates: 0,
     errorSamples: [],
   };
   pending = new Set<Promise<void>>();
@@ -91,21 +92,32 @@ class PollState {
   }
 }
 
-/** Latency of each benchmark message (text `b:<send time>`) in a chat poll answer. */
-function chatAnswer(state: PollState, spec: PollSpec & { kind: "chat" }, res: RawResponse): void {
+/**
+ * Latency of each benchmark message (text `b:<send time>`) in a chat poll answer; answers the
+ * highest event id the connection has seen, counting any event at or below `lastId` as repeated.
+ */
+function chatAnswer(
+  state: PollState,
+  spec: PollSpec & { kind: "chat" },
+  res: RawResponse,
+  lastId: number,
+): number {
   const body = JSON.parse(decoder.decode(res.body)) as {
-    events: { type: string; text?: string }[];
+    events: { id: number; type: string; text?: string }[];
     cursor: string;
   };
   spec.cursor = body.cursor;
   let found = 0;
   for (const event of body.events) {
+    if (event.id <= lastId) state.report.duplicates++;
+    else lastId = event.id;
     if (event.type === "message" && event.text?.startsWith("b:")) {
       state.report.latencies.push(res.at - Number(event.text.slice(2)));
       found++;
     }
   }
   if (found === 0) state.report.empty++;
+  return lastId;
 }
 
 /** Runs one connection's long poll, once or until stopped. */
@@ -118,6 +130,8 @@ async function pollLoop(
   // nchan's position in its channel: the previous answer's Last-Modified and Etag.
   let since: string | null = null;
   let etag: string | null = null;
+  // The highest chat event id this connection got.
+  let lastId = 0;
   let bytes = encodePoll(spec, since, etag);
   do {
     let res: RawResponse;
@@ -135,7 +149,7 @@ async function pollLoop(
         state.error(`poll answered ${res.status}: ${decoder.decode(res.body).slice(0, 200)}`);
         return;
       }
-      chatAnswer(state, spec, res);
+      lastId = chatAnswer(state, spec, res, lastId);
     } else if (res.status === 200) {
       const text = decoder.decode(res.body);
       if (text.startsWith("b:")) state.report.latencies.push(res.at - Number(text.slice(2)));
@@ -271,6 +285,7 @@ async function send(
     rejected: 0,
     skipped: 0,
     errors: 0,
+    unanswered: 0,
     errorSamples: [],
     seconds: 0,
   };
@@ -323,12 +338,15 @@ async function send(
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
     Promise.all(answers),
-    new Promise((resolve) => timer = setTimeout(resolve, 10_000)),
+    new Promise((resolve) => timer = setTimeout(resolve, 60_000)),
   ]);
   clearTimeout(timer);
+  report.unanswered = answers.size;
   report.seconds = (now() - start) / 1000;
+  // A copy: closing fails the sends still waiting, which would count them again.
+  const result = { ...report, errorSamples: [...report.errorSamples] };
   for (const conn of conns) conn.close();
-  return report;
+  return result;
 }
 
 async function handle(command: Command): Promise<unknown> {

@@ -154,6 +154,7 @@ async function run(options: BenchOptions): Promise<void> {
       ...Array.from({ length: RUNS }, (_, i) => `left ${i + 1} MiB`),
       "left − start",
       "delivered",
+      "repeated",
       "p99 ms",
       "targets",
     ],
@@ -172,6 +173,7 @@ async function run(options: BenchOptions): Promise<void> {
         ...r.after.map(mib),
         `${mib(last - r.start)} MiB`,
         `${((100 * latencies.length) / (accepted * n)).toFixed(1)}%`,
+        count(r.reports.reduce((t, x) => t + x.duplicates, 0)),
         ms(percentile(latencies, 99)),
         name === PARLEY.name
           ? `peak ${peakMet ? "met" : "NOT met"}, left ${afterMet ? "met" : "NOT met"}`
@@ -185,6 +187,8 @@ async function run(options: BenchOptions): Promise<void> {
   for (const [name, r] of results) {
     const skippedSends = r.sends.reduce((t, s) => t + s.skipped + s.errors + s.rejected, 0);
     if (skippedSends > 0) notes.push(`${name}: ${skippedSends} sends skipped or failed`);
+    const unanswered = r.sends.reduce((t, s) => t + s.unanswered, 0);
+    if (unanswered > 0) notes.push(`${name}: ${unanswered} sends had no answer a minute later`);
     if (r.leaveFailures > 0) notes.push(`${name}: ${r.leaveFailures} session deletes failed`);
     for (const report of r.reports) {
       for (const e of report.errorSamples) notes.push(`${name}: ${e}`);

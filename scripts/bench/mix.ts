@@ -110,6 +110,7 @@ async function run(options: BenchOptions): Promise<void> {
       "server",
       "sent",
       "delivered",
+      "repeated",
       "p50 ms",
       "p99 ms",
       "p99 vs nchan",
@@ -126,6 +127,7 @@ async function run(options: BenchOptions): Promise<void> {
         name,
         count(r.sends.accepted),
         `${count(delivered)} (${(100 * delivered / (r.sends.accepted * ROOM_SIZE)).toFixed(1)}%)`,
+        contenders.find((c) => c.name === name)?.kind === "chat" ? count(r.report.duplicates) : "–",
         ms(percentile(r.report.latencies, 50)),
         ms(p99Of(r)!),
         ratio(p99Of(r), p99Of(nchan)),
@@ -149,6 +151,9 @@ async function run(options: BenchOptions): Promise<void> {
         `${name}: ${missed} of ${r.sends.issued + r.sends.skipped} sends skipped (every ` +
           `connection's pipeline full) or failed ${r.sends.errorSamples.join("; ")}`,
       );
+    }
+    if (r.sends.unanswered > 0) {
+      notes.push(`${name}: ${r.sends.unanswered} sends had no answer a minute later`);
     }
     for (const e of r.report.errorSamples) notes.push(`${name}: ${e}`);
   }
