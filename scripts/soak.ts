@@ -7,8 +7,8 @@
  *
  *   deno run -A scripts/soak.ts [waves=12] [store=sqlite]
  */
-import { api, startServer } from "./_server_process.ts";
-import { printTable } from "./_wrk.ts";
+import { api, startServer } from "./bench/_server_process.ts";
+import { printTable } from "./bench/_table.ts";
 
 const CLIENTS_PER_WAVE = 500;
 const CONCURRENCY = 20;

@@ -1,3 +1,10 @@
+import { which } from "./_which.ts";
+
+/** Why wrk cannot run here, or null when it can. */
+export function wrkMissing(): string | null {
+  return which("wrk") ? null : "wrk is not installed (apt-get install wrk)";
+}
+
 /** Runs wrk against a loopback URL and returns its requests per second (null when wrk is missing). */
 export async function wrk(
   url: string,
@@ -26,14 +33,4 @@ export async function wrk(
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
   const latencyP50 = /50%\s+(\S+)/.exec(text)?.[1] ?? "?";
   return { rps, latencyP50, output: text };
-}
-
-/** Prints rows as an aligned table. */
-export function printTable(header: string[], rows: (string | number)[][]): void {
-  const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => r[i]?.length ?? 0)));
-  for (const [n, row] of cells.entries()) {
-    console.log(row.map((c, i) => c.padEnd(widths[i]!)).join("  "));
-    if (n === 0) console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  }
 }

@@ -1,11 +1,12 @@
 /**
- * Sustained append throughput of the event log backends: memory vs SQLite (temp file), with many
- * single-event appends in flight at once (as under load, so group commit can batch them) and one
- * at a time (each its own commit). Run: `deno run --allow-all scripts/bench_store.ts`.
+ * Sustained append throughput of the event log backends in-process: memory vs SQLite (temp file),
+ * with many single-event appends in flight at once (as under load, so group commit can batch them)
+ * and one at a time (each its own commit).
  */
-import type { EventLog, NewEvent } from "../lib/storage/event_log.ts";
-import { MemoryEventLog } from "../lib/storage/memory_event_log.ts";
-import { SqliteEventLog, type SqliteSynchronous } from "../lib/storage/sqlite_event_log.ts";
+import type { EventLog, NewEvent } from "../../lib/storage/event_log.ts";
+import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
+import { SqliteEventLog, type SqliteSynchronous } from "../../lib/storage/sqlite_event_log.ts";
+import type { BenchOptions, Scenario } from "./_scenario.ts";
 
 const BENCH = {
   /** Appends per run with a window of concurrent appends. */
@@ -13,7 +14,7 @@ const BENCH = {
   /** Appends in flight at once. */
   window: 1000,
   /** Appends per one-at-a-time run: fewer, since with `full` each one waits for an fsync. */
-  sequentialAppends: 20_000,
+  sequentialAppends: 5_000,
   /** Events kept per room (the `--history` default), so retention deletes in steady state. */
   history: 1000,
   rooms: 10,
@@ -30,13 +31,19 @@ interface Row {
 }
 
 /** Runs the benchmark and prints a table of appends per second. */
-export async function benchStore(): Promise<void> {
+async function run(options: BenchOptions): Promise<void> {
+  // A smoke run appends a fiftieth as much.
+  const scale = options.quick ? 0.02 : 1;
   const dir = await Deno.makeTempDir({ prefix: "parley_bench_" });
   const rows: Row[] = [];
   try {
     const modes = [
-      { mode: `window ${BENCH.window}`, appends: BENCH.concurrentAppends, window: BENCH.window },
-      { mode: "sequential", appends: BENCH.sequentialAppends, window: 1 },
+      {
+        mode: `window ${BENCH.window}`,
+        appends: BENCH.concurrentAppends * scale,
+        window: BENCH.window,
+      },
+      { mode: "sequential", appends: BENCH.sequentialAppends * scale, window: 1 },
     ];
     let run = 0;
     for (const { mode, appends, window } of modes) {
@@ -92,6 +99,7 @@ function event(i: number): NewEvent {
 }
 
 function printTable(rows: Row[]): void {
+  console.log("\nEvent log appends in-process (no HTTP), single-event appends");
   const header = ["backend", "mode", "appends", "seconds", "appends/s", "per commit", "vs memory"];
   const lines = rows.map((row) => {
     const memory = rows.find((r) => r.backend === "memory" && r.mode === row.mode);
@@ -114,4 +122,9 @@ function printTable(rows: Row[]): void {
   for (const line of lines) console.log(format(line));
 }
 
-if (import.meta.main) await benchStore();
+/** The event log scenario. */
+export const store: Scenario = {
+  name: "store",
+  summary: "event log appends/s in-process, memory vs SQLite (full and normal sync)",
+  run,
+};

@@ -1,0 +1,62 @@
+/** The servers a long-poll scenario compares, each started fresh for every round. */
+import { nchanMissing, startNchan } from "./_peers.ts";
+import { type Server, startDenoPeer, startServer } from "./_server_process.ts";
+
+/** A server under test and how to start one. */
+export interface Contender {
+  name: string;
+  /** Which contract its polls speak. */
+  kind: "chat" | "nchan";
+  /** Why it cannot run here, or null. */
+  missing(): string | null;
+  start(): Promise<Server>;
+}
+
+/** Parley on the memory store, limits off. */
+export const PARLEY: Contender = {
+  name: "parley",
+  kind: "chat",
+  missing: () => null,
+  start: () => startServer("memory"),
+};
+
+/** The minimal Deno.serve build of the same contract. */
+export const DENO_PEER: Contender = {
+  name: "Deno.serve peer",
+  kind: "chat",
+  missing: () => null,
+  start: startDenoPeer,
+};
+
+/** nginx with nchan, one channel per room. */
+export const NCHAN: Contender = {
+  name: "nginx+nchan",
+  kind: "nchan",
+  missing: nchanMissing,
+  start: startNchan,
+};
+
+/** The contenders that can run here; prints one line for each that cannot. */
+export function available(scenario: string, contenders: Contender[]): Contender[] {
+  return contenders.filter((c) => {
+    const reason = c.missing();
+    if (reason) console.log(`${scenario}: ${c.name} skipped: ${reason}`);
+    return reason === null;
+  });
+}
+
+/** Runs `fn` with a fresh server of `contender`, always stopping it; notes what it logged. */
+export async function withFresh<T>(
+  contender: Contender,
+  fn: (server: Server) => Promise<T>,
+  notes?: string[],
+): Promise<T> {
+  const server = await contender.start();
+  try {
+    return await fn(server);
+  } finally {
+    await server.stop();
+    const said = server.stderr().trim();
+    if (said && notes) notes.push(`${contender.name} wrote to stderr: ${said.slice(0, 500)}`);
+  }
+}

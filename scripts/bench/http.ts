@@ -1,0 +1,70 @@
+/**
+ * Keep-alive requests/s of Parley's `HttpServer` against `Deno.serve`, both answering the same
+ * tiny handler (`peer_http.ts`) in a fresh process per round, measured with wrk.
+ */
+import type { BenchOptions, Scenario } from "./_scenario.ts";
+import { skipped } from "./_scenario.ts";
+import { freePort, spawnServer } from "./_server_process.ts";
+import { count, median, printTable, ratio } from "./_table.ts";
+import { wrk, wrkMissing } from "./_wrk.ts";
+
+const CONNECTIONS = 50;
+
+async function measure(server: "parley" | "deno", seconds: number): Promise<number> {
+  const port = freePort();
+  const process = await spawnServer({
+    name: server === "parley" ? "parley HttpServer" : "Deno.serve",
+    command: Deno.execPath(),
+    args: [
+      "run",
+      "-A",
+      new URL("./peer_http.ts", import.meta.url).pathname,
+      "--server",
+      server,
+      "--port",
+      String(port),
+    ],
+    port,
+    health: "/",
+  });
+  try {
+    const result = await wrk(`${process.url}/`, { seconds, connections: CONNECTIONS });
+    if (!result) throw new Error("wrk vanished");
+    return result.rps;
+  } finally {
+    await process.stop();
+  }
+}
+
+async function run(options: BenchOptions): Promise<void> {
+  const missing = wrkMissing();
+  if (missing) return skipped("http", missing);
+  const seconds = options.seconds ?? (options.quick ? 1 : 5);
+  const rounds = options.rounds ?? (options.quick ? 1 : 3);
+  const parley: number[] = [];
+  const deno: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    // Alternating, so drift on the machine hits both alike.
+    deno.push(await measure("deno", seconds));
+    parley.push(await measure("parley", seconds));
+  }
+  const row = (name: string, xs: number[]) => [
+    name,
+    count(median(xs)),
+    `${count(Math.min(...xs))}–${count(Math.max(...xs))}`,
+    ratio(median(xs), median(deno)),
+  ];
+  printTable(
+    ["server", "requests/s", "range", "vs Deno.serve"],
+    [row("Deno.serve", deno), row("parley HttpServer", parley)],
+    `HTTP keep-alive, tiny GET, same handler: wrk -t1 -c${CONNECTIONS} -d${seconds}s ` +
+      `(medians of ${rounds} rounds, fresh processes each round)`,
+  );
+}
+
+/** The keep-alive throughput scenario. */
+export const http: Scenario = {
+  name: "http",
+  summary: "keep-alive tiny GET requests/s, Parley's HttpServer vs Deno.serve (wrk)",
+  run,
+};
