@@ -9,8 +9,8 @@
  *
  *   deno run -A scripts/abuse_memory.ts [clients=40] [seconds=6]
  */
-import { api, startServer } from "./_server_process.ts";
-import { printTable } from "./_wrk.ts";
+import { api, startServer } from "./bench/_server_process.ts";
+import { printTable } from "./bench/_table.ts";
 
 const encoder = new TextEncoder();
 

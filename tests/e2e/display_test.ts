@@ -6,7 +6,6 @@
  * violation. Screenshots go to `tests/e2e/screenshots/`.
  */
 import assert from "node:assert/strict";
-import type { Page } from "./_cdp.ts";
 import {
   assertCleanPage,
   CSP_RECORDER,

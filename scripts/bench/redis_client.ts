@@ -5,9 +5,9 @@
  * The server is a fresh `redis-server` with `appendonly yes` (as deployed) in a temp directory.
  * Run: `deno run --allow-all scripts/bench_redis_client.ts [commands per row]`.
  */
-import { RedisClient } from "../lib/storage/redis_client.ts";
-import type { RedisArg } from "../lib/storage/resp.ts";
-import { REDIS_TOOLS, RedisServer } from "../tests/_redis.ts";
+import { RedisClient } from "../../lib/storage/redis_client.ts";
+import type { RedisArg } from "../../lib/storage/resp.ts";
+import { REDIS_TOOLS, RedisServer } from "../../tests/_redis.ts";
 
 const CALLERS = 64;
 const VALUE = "x".repeat(64);
