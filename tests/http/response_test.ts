@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
-import { serializeResponse, utf8Length } from "../../lib/http/response.ts";
+import { fixedHeaderBlock, serializeResponse, utf8Length } from "../../lib/http/response.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const FRAMING = { version: "HTTP/1.1", keepAlive: true, head: false, now: 0 } as const;
+const FRAMING = {
+  version: "HTTP/1.1",
+  keepAlive: true,
+  head: false,
+  now: 0,
+  fixedHeaders: fixedHeaderBlock(false),
+} as const;
 
 Deno.test("utf8Length counts bytes exactly as TextEncoder writes them", () => {
   const samples = [
