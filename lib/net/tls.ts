@@ -105,23 +105,30 @@ export function listenTls(
   }
 }
 
-/** Deno's words for an unusable pair, as one line naming the files; other errors pass as they are. */
+/**
+ * Deno's words for an unusable pair, as one line naming the file; errors of the address (in use,
+ * not available, not permitted) pass as they are.
+ */
 function explain(error: unknown, { certFile, keyFile }: TlsCertificate): unknown {
-  if (!(error instanceof Error) || error instanceof Deno.errors.AddrInUse) return error;
-  const message = error.message;
+  if (
+    !(error instanceof Error) || error instanceof Deno.errors.AddrInUse ||
+    error instanceof Deno.errors.AddrNotAvailable ||
+    error instanceof Deno.errors.PermissionDenied ||
+    error instanceof Deno.errors.NotCapable
+  ) {
+    return error;
+  }
+  const message = firstLine(error.message);
   if (/KeyMismatch|not be consistent/i.test(message)) {
     return new TlsError(`--tls-key ${keyFile} does not match the certificate in ${certFile}`);
   }
-  if (/no certificates found/i.test(message)) {
-    return new TlsError(`--tls-cert ${certFile} holds no usable PEM certificate`);
+  if (/certificate/i.test(message)) {
+    return new TlsError(`--tls-cert ${certFile} holds no usable certificate: ${message}`);
   }
-  if (/no keys found|key/i.test(message)) {
-    return new TlsError(`--tls-key ${keyFile} holds no usable private key: ${firstLine(message)}`);
+  if (/key/i.test(message)) {
+    return new TlsError(`--tls-key ${keyFile} holds no usable private key: ${message}`);
   }
-  if (error instanceof Deno.errors.InvalidData) {
-    return new TlsError(`cannot use ${certFile} and ${keyFile}: ${firstLine(message)}`);
-  }
-  return error;
+  return new TlsError(`cannot use --tls-cert ${certFile} with --tls-key ${keyFile}: ${message}`);
 }
 
 function firstLine(text: string): string {
