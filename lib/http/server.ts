@@ -184,11 +184,6 @@ export class HttpServer {
     this.#tls = certificate;
   }
 
-  /** The certificate new connections get; null for plain HTTP. */
-  get tls(): TlsCertificate | null {
-    return this.#tls;
-  }
-
   /** The bound address. */
   get addr(): Deno.NetAddr {
     if (!this.#listener) throw new Error("Cannot get addr: the server is not listening");
