@@ -2,12 +2,16 @@ import denoJson from "./deno.json" with { type: "json" };
 import { startApp, StartError } from "./lib/app.ts";
 import { type Command, ConfigError, parseCommand, usage } from "./lib/config.ts";
 import { Logger } from "./lib/log.ts";
+import { TlsError } from "./lib/net/tls.ts";
 import { StorageError } from "./lib/storage/event_log.ts";
 
 /** The version printed by --version and the start line. */
 export const VERSION: string = denoJson.version;
 
-/** Runs the CLI: parse flags, start, and stop cleanly on SIGINT/SIGTERM. */
+/**
+ * Runs the CLI: parse flags, start, stop cleanly on SIGINT/SIGTERM, and with TLS reload the
+ * certificate on SIGHUP.
+ */
 export async function main(args: string[]): Promise<number> {
   let command: Command;
   try {
@@ -35,7 +39,9 @@ export async function main(args: string[]): Promise<number> {
       console.error(
         `parley: cannot listen on ${config.host}:${config.port}: the address is already in use`,
       );
-    } else if (error instanceof StorageError || error instanceof StartError) {
+    } else if (
+      error instanceof StorageError || error instanceof StartError || error instanceof TlsError
+    ) {
       console.error(`parley: ${error.message}`);
     } else if (error instanceof Error) {
       console.error(`parley: cannot start: ${error.message}`);
@@ -67,6 +73,12 @@ export async function main(args: string[]): Promise<number> {
   const onTerm = () => stop("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
+  // Only with TLS: without it there is nothing to reload, and SIGHUP keeps its usual meaning.
+  const onHup = () => {
+    if (!stopping) void app.reloadTls();
+  };
+  const tls = config.tlsCert !== null;
+  if (tls) Deno.addSignalListener("SIGHUP", onHup);
   // Only now: whoever waits for this line may stop us at once, and that must be a clean stop.
   const store = config.store.kind === "sqlite"
     ? `sqlite:${config.store.path}`
@@ -79,6 +91,7 @@ export async function main(args: string[]): Promise<number> {
   const code = await stopped.promise;
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
+  if (tls) Deno.removeSignalListener("SIGHUP", onHup);
   if (code === 0) logger.info("stopped");
   return code;
 }

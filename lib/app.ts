@@ -6,6 +6,7 @@ import { HttpServer } from "./http/server.ts";
 import { StaticFiles } from "./http/static_files.ts";
 import type { HttpRequest, HttpResponse } from "./http/types.ts";
 import { Logger } from "./log.ts";
+import { readTlsCertificate, type TlsCertificate } from "./net/tls.ts";
 import type { EventLog } from "./storage/event_log.ts";
 import { LocalState } from "./storage/local_state.ts";
 import { MemoryEventLog } from "./storage/memory_event_log.ts";
@@ -30,8 +31,14 @@ export interface App {
   readonly server: HttpServer;
   readonly store: ChatStore;
   readonly addr: Deno.NetAddr;
-  /** `http://host:port` to reach it (loopback for a wildcard host). */
+  /** `http://host:port` (`https://` with TLS) to reach it (loopback for a wildcard host). */
   readonly url: string;
+  /**
+   * Reads `--tls-cert` and `--tls-key` again and serves them to new connections (SIGHUP); open
+   * connections keep theirs. Logs one info line when it worked, else one warning with the reason,
+   * keeping the current pair. Resolves with whether it worked; false without TLS.
+   */
+  reloadTls(): Promise<boolean>;
   /** Runs the timeout, presence, deadline and health sweeps once (tests with an injected clock). */
   sweep(): Promise<void>;
   /**
@@ -127,6 +134,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const logger = options.logger ?? new Logger(config.logLevel, config.logFormat);
   const now = options.now ?? Date.now;
   const adminSecret = await readAdminSecret(config.adminTokenFile);
+  // Before the store opens: a bad file is the operator's to fix, and cheap to find first.
+  const tls = config.tlsCert !== null && config.tlsKey !== null
+    ? await readTlsCertificate(config.tlsCert, config.tlsKey)
+    : null;
   const state = options.state ??
     await openState(config, {
       now,
@@ -163,6 +174,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           responses: server?.stats.responses ?? [],
           refusedConnections: server?.stats.refused ?? 0,
           writeTimeouts: server?.stats.writeTimeouts ?? 0,
+          tlsHandshakeFailures: server?.stats.tlsHandshakeFailures ?? 0,
           storeErrors: store.health.errors,
           storeHealthy: store.health.ok ? 1 : 0,
         };
@@ -183,6 +195,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       maxConns: config.maxConns,
       maxConnsPerIp: config.maxConnsPerIp,
       trustProxy: config.trustProxy,
+      ...(tls ? { tls } : {}),
       sweepInterval,
       now,
       ...(logger.enabled("debug")
@@ -199,6 +212,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         : {}),
       onAcceptError: (error) =>
         logger.warn("accept failed; retrying", { error: `${error.name}: ${error.message}` }),
+      // Debug only: anyone may fail a handshake (scanners, plain HTTP); the counter is in /metrics.
+      ...(logger.enabled("debug")
+        ? {
+          onHandshakeError: (error: Error, remoteAddr: string) =>
+            logger.debug("TLS handshake failed", {
+              client: remoteAddr,
+              error: `${error.name}: ${error.message}`,
+            }),
+        }
+        : {}),
       onError: (error, req) =>
         logger.error("handler failed", {
           request: req ? `${req.method} ${req.path}` : undefined,
@@ -218,13 +241,49 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       : addr.hostname === "::"
       ? "::1"
       : addr.hostname;
-    const url = `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
+    const url = `${tls ? "https" : "http"}://${
+      host.includes(":") ? `[${host}]` : host
+    }:${addr.port}`;
     let stopping: Promise<void> | null = null;
+    const reload = async (): Promise<boolean> => {
+      if (config.tlsCert === null || config.tlsKey === null) return false;
+      let next: TlsCertificate;
+      try {
+        next = await readTlsCertificate(config.tlsCert, config.tlsKey);
+        running.reloadTls(next);
+      } catch (error) {
+        logger.warn("TLS reload failed; keeping the current certificate", {
+          reason: error instanceof Error ? error.message.split("\n", 1)[0] : String(error),
+        });
+        return false;
+      }
+      logger.info("TLS certificate reloaded for new connections", {
+        cert: next.certFile,
+        key: next.keyFile,
+      });
+      return true;
+    };
+    // One reload at a time, and a signal during one runs one more after it: never two binds at
+    // once, and never more than one waiting however many signals come.
+    let reloading: Promise<boolean> | null = null;
+    let again: Promise<boolean> | null = null;
+    const reloadTls = (): Promise<boolean> => {
+      if (!reloading) {
+        reloading = reload().finally(() => reloading = null);
+        return reloading;
+      }
+      again ??= reloading.then(() => {
+        again = null;
+        return reloadTls();
+      });
+      return again;
+    };
     return {
       server: running,
       store,
       addr,
       url,
+      reloadTls,
       async sweep() {
         running.sweep();
         await store.sweep();

@@ -60,6 +60,10 @@ export interface Config {
   redisPrefix: string;
   /** Extra CA certificates (PEM file) for rediss://; null: the system's only. */
   redisCaFile: string | null;
+  /** PEM certificate chain; with `tlsKey`, Parley speaks HTTPS only. Null: plain HTTP. */
+  tlsCert: string | null;
+  /** PEM private key of `tlsCert`; set exactly when `tlsCert` is. */
+  tlsKey: string | null;
 }
 
 interface FlagSpec {
@@ -147,6 +151,12 @@ export const FLAGS: Record<string, FlagSpec> = {
     arg: "MIN",
     help: "minutes an author may edit a message; 0 = never",
   },
+  "tls-cert": {
+    default: "",
+    arg: "FILE",
+    help: "PEM certificate chain; with --tls-key, serve HTTPS only (SIGHUP reloads both)",
+  },
+  "tls-key": { default: "", arg: "FILE", help: "PEM private key of --tls-cert" },
   "log-level": { default: "info", arg: "LEVEL", help: "debug, info, warn or error" },
   "log-format": { default: "text", arg: "FORMAT", help: "text or json" },
 };
@@ -221,7 +231,15 @@ export function parseCommand(args: string[]): Command {
     editWindow: integer("edit-window", get("edit-window"), 0, 525_600),
     redisPrefix: redisPrefix(get("redis-prefix")),
     redisCaFile: get("redis-ca-file") === "" ? null : get("redis-ca-file"),
+    tlsCert: get("tls-cert") === "" ? null : get("tls-cert"),
+    tlsKey: get("tls-key") === "" ? null : get("tls-key"),
   };
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) {
+    // One alone would silently serve plain HTTP to someone who asked for HTTPS.
+    const given = config.tlsCert === null ? "--tls-key" : "--tls-cert";
+    const missing = config.tlsCert === null ? "--tls-cert" : "--tls-key";
+    throw new ConfigError(`${given} needs ${missing} too: HTTPS takes both files, or neither`);
+  }
   if (config.maxTarget > config.maxHeader && values["max-target"] === undefined) {
     // Only the default is larger: a lower --max-header alone lowers the target limit with it.
     config.maxTarget = config.maxHeader;

@@ -44,6 +44,8 @@ Deno.test("parseCommand defaults equal DESIGN.md's configuration table", () => {
     editWindow: 15,
     redisPrefix: "parley",
     redisCaFile: null,
+    tlsCert: null,
+    tlsKey: null,
   });
 });
 
@@ -99,6 +101,9 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     "chat-2",
     "--redis-ca-file",
     "/etc/ssl/redis-ca.pem",
+    "--tls-cert",
+    "/etc/parley/cert.pem",
+    "--tls-key=/etc/parley/key.pem",
   ]);
   assert.deepEqual(config, {
     host: "127.0.0.1",
@@ -128,6 +133,8 @@ Deno.test("parseCommand takes every flag, in both --flag value and --flag=value 
     editWindow: 0,
     redisPrefix: "chat-2",
     redisCaFile: "/etc/ssl/redis-ca.pem",
+    tlsCert: "/etc/parley/cert.pem",
+    tlsKey: "/etc/parley/key.pem",
   });
 });
 
@@ -354,6 +361,8 @@ Deno.test("the --help text lists every flag with its default", () => {
     "edit-window": "15",
     "redis-prefix": "parley",
     "redis-ca-file": "none",
+    "tls-cert": "none",
+    "tls-key": "none",
   };
   assert.deepEqual(
     Object.keys(FLAGS).sort(),
@@ -370,4 +379,28 @@ Deno.test("the --help text lists every flag with its default", () => {
   for (const flag of ["--help", "--version"]) {
     assert.ok(lines.some((l) => l.trimStart().startsWith(flag)));
   }
+});
+
+Deno.test("--tls-cert and --tls-key come together: one alone is a ConfigError naming the other", () => {
+  for (
+    const [args, missing] of [
+      [["--tls-cert", "cert.pem"], "--tls-key"],
+      [["--tls-key", "key.pem"], "--tls-cert"],
+      [["--tls-cert", "cert.pem", "--tls-key", ""], "--tls-key"],
+    ] as const
+  ) {
+    assert.throws(
+      () => parseCommand([...args]),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match(error.message, new RegExp(`${missing} too`));
+        assert.doesNotMatch(error.message, /\n/);
+        return true;
+      },
+      args.join(" "),
+    );
+  }
+  const both = serve(["--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+  assert.equal(both.tlsCert, "c.pem");
+  assert.equal(both.tlsKey, "k.pem");
 });

@@ -134,3 +134,58 @@ Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTE
     await child.status;
   }
 });
+
+Deno.test("--tls-cert without --tls-key, or the other way round, is one line and exit 2", async () => {
+  for (const args of [["--tls-cert", "cert.pem"], ["--tls-key", "key.pem"]]) {
+    const { code, stdout, stderr } = await run(args);
+    assert.equal(code, 2, args.join(" "));
+    assert.equal(stdout, "");
+    assert.equal(lines(stderr).length, 1, stderr);
+    assert.match(stderr, /^parley: --tls-(cert|key) needs --tls-(key|cert) too/);
+  }
+});
+
+Deno.test("a TLS file that is missing, a directory or not PEM is one clear line and exit 1", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "parley_main_tls_" });
+  try {
+    const cert = `${dir}/cert.pem`;
+    await Deno.writeTextFile(
+      cert,
+      "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
+    await Deno.writeTextFile(`${dir}/notes.txt`, "not a key\n");
+    const cases: [string[], RegExp][] = [
+      [
+        ["--tls-cert", `${dir}/gone.pem`, "--tls-key", cert],
+        /cannot read --tls-cert .*gone\.pem: no such file/,
+      ],
+      [["--tls-cert", cert, "--tls-key", dir], /cannot read --tls-key /],
+      [
+        ["--tls-cert", cert, "--tls-key", `${dir}/notes.txt`],
+        /--tls-key .*notes\.txt holds no PEM private key/,
+      ],
+      [
+        ["--tls-cert", `${dir}/notes.txt`, "--tls-key", cert],
+        /--tls-cert .*notes\.txt holds no PEM certificate/,
+      ],
+    ];
+    for (const [args, expected] of cases) {
+      const { code, stdout, stderr } = await run([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--store",
+        "memory",
+        ...args,
+      ]);
+      assert.equal(code, 1, `${args.join(" ")}: ${stderr}`);
+      assert.equal(stdout, "");
+      assert.equal(lines(stderr).length, 1, stderr);
+      assert.match(stderr, /^parley: /);
+      assert.match(stderr, expected);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

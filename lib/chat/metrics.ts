@@ -11,6 +11,8 @@ export interface MetricValues {
   refusedConnections: number;
   /** Connections closed because their output made no progress within --write-timeout. */
   writeTimeouts: number;
+  /** TLS handshakes that failed or did not finish within --header-timeout. */
+  tlsHandshakeFailures: number;
   /** Store calls that failed or stalled since start. */
   storeErrors: number;
   /** 1 while the store works, else 0. */
@@ -44,6 +46,9 @@ export function renderMetrics(v: MetricValues): string {
     "# HELP parley_write_timeouts_total Connections closed for reading none of their answers in time.",
     "# TYPE parley_write_timeouts_total counter",
     `parley_write_timeouts_total ${v.writeTimeouts}`,
+    "# HELP parley_tls_handshake_failures_total TLS handshakes that failed or timed out.",
+    "# TYPE parley_tls_handshake_failures_total counter",
+    `parley_tls_handshake_failures_total ${v.tlsHandshakeFailures}`,
     "# HELP parley_store_errors_total Store calls that failed or did not finish in time.",
     "# TYPE parley_store_errors_total counter",
     `parley_store_errors_total ${v.storeErrors}`,

@@ -27,6 +27,8 @@ export interface HttpConnectionContext {
   maxPipeline: number;
   /** Take the client address from `X-Forwarded-For`. */
   trustProxy: boolean;
+  /** The header lines every response carries (`fixedHeaderBlock` of response.ts). */
+  fixedHeaders: string;
   now(): number;
   /** Answers a request; must not throw (errors are turned into responses before this). */
   respond(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
@@ -343,6 +345,7 @@ export class HttpConnection implements ConnectionHandler {
       keepAlive: !slot.close,
       head: slot.method === "HEAD",
       now: ctx.now(),
+      fixedHeaders: ctx.fixedHeaders,
     });
     ctx.count(res.status);
     slot.abort = null;

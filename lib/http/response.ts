@@ -32,6 +32,36 @@ export function errorResponse(error: HttpError): HttpResponse {
   };
 }
 
+/**
+ * Headers on every response the server writes, whatever wrote it (DESIGN.md, "The page"): no MIME
+ * sniffing, no Referer to other sites, no framing. Handlers must not set them again.
+ */
+export const SECURITY_HEADERS = Object.freeze(
+  {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+  } as const,
+);
+
+/**
+ * `Strict-Transport-Security` with TLS on: one year, the common floor for HSTS; no
+ * `includeSubDomains`, since Parley cannot speak for the other hosts of its domain, and no
+ * `preload`, which is a commitment for the domain's owner to make.
+ */
+export const HSTS = "max-age=31536000";
+
+/**
+ * The header lines every response of a server carries, serialized once per server so the hot path
+ * only appends one constant string; `tls` adds `Strict-Transport-Security`.
+ */
+export function fixedHeaderBlock(tls: boolean): string {
+  let block = "";
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) block += `${name}: ${value}\r\n`;
+  if (tls) block += `Strict-Transport-Security: ${HSTS}\r\n`;
+  return block;
+}
+
 let cachedSecond = -1;
 let cachedDate = "";
 
@@ -53,6 +83,8 @@ export interface FramingOptions {
   /** A HEAD request: headers as for GET, no body. */
   head: boolean;
   now: number;
+  /** The server's {@linkcode fixedHeaderBlock}: required, so no writer can leave it out. */
+  fixedHeaders: string;
 }
 
 /** Statuses that never carry a body or `Content-Length` (RFC 9110 §8.6, §15.3.5, §15.4.5). */
@@ -63,12 +95,15 @@ function bodyless(status: number): boolean {
 /** String bodies up to this length are encoded together with the head: one encoder call. */
 const SHORT_BODY = 4096;
 
-/** Serializes a response into one buffer: status line, headers, `Date`, framing, body. */
+/**
+ * Serializes a response into one buffer: status line, `Date`, the fixed (security) headers, the
+ * response's headers, framing, body.
+ */
 export function serializeResponse(res: HttpResponse, framing: FramingOptions): Uint8Array {
   const status = res.status;
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Unknown"}\r\nDate: ${
     httpDate(framing.now)
-  }\r\n`;
+  }\r\n${framing.fixedHeaders}`;
   const headers = res.headers;
   if (headers) {
     for (const name in headers) head += `${name}: ${headers[name]}\r\n`;

@@ -1,10 +1,11 @@
 import { Connection } from "../net/connection.ts";
 import { Listener } from "../net/listener.ts";
 import { type Selectable, Selector } from "../net/selector.ts";
+import { listenTls, type TlsCertificate } from "../net/tls.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { HttpConnection, type HttpTimeouts } from "./http_connection.ts";
 import { DEFAULT_LIMITS, type ParserLimits } from "./parser.ts";
-import { errorResponse, jsonResponse, serializeResponse } from "./response.ts";
+import { errorResponse, fixedHeaderBlock, jsonResponse, serializeResponse } from "./response.ts";
 import type { HttpRequest, HttpResponse } from "./types.ts";
 
 /** Options of an {@linkcode HttpServer}; every limit has the default of DESIGN.md. */
@@ -23,6 +24,11 @@ export interface HttpServerOptions {
    */
   maxUnsent?: number;
   trustProxy?: boolean;
+  /**
+   * Speak HTTPS only, with this certificate (`Deno.listenTls`); responses then carry
+   * `Strict-Transport-Security`. `reloadTls()` swaps it for new connections.
+   */
+  tls?: TlsCertificate;
   /** Milliseconds between timeout sweeps; 0 = no timer (tests call `sweep()`). */
   sweepInterval?: number;
   /** The clock for timeouts; tests inject one. */
@@ -33,6 +39,8 @@ export interface HttpServerOptions {
   onResponse?: (req: HttpRequest, res: HttpResponse, ms: number) => void;
   /** Called with every failed accept (EMFILE, ...); accepting goes on until the server closes. */
   onAcceptError?: (error: Error) => void;
+  /** Called with every TLS handshake that failed or did not finish within the header timeout. */
+  onHandshakeError?: (error: Error, remoteAddr: string) => void;
 }
 
 /** Counters the server keeps for `/metrics`. */
@@ -42,6 +50,8 @@ export interface HttpStats {
   readonly refused: number;
   /** Connections closed because their output made no progress within the write timeout. */
   readonly writeTimeouts: number;
+  /** TLS handshakes that failed or timed out (plain HTTP to the TLS port among them). */
+  readonly tlsHandshakeFailures: number;
 }
 
 /** The request handler of a server; may throw {@linkcode HttpError}. */
@@ -51,8 +61,8 @@ const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75, write: 30 } as cons
 const DEFAULT_MAX_UNSENT = 64 * 1024;
 
 /**
- * An HTTP/1.1 server on `Deno.listen`: one selector loop over the listener and every
- * connection, as in DESIGN.md's "The selector in Deno".
+ * An HTTP/1.1 server on `Deno.listen` (or `Deno.listenTls`): one selector loop over the listener
+ * and every connection, as in DESIGN.md's "The selector in Deno".
  */
 export class HttpServer {
   #selector = new Selector<Selectable>();
@@ -64,12 +74,19 @@ export class HttpServer {
   #loop: Promise<void> | null = null;
   #draining = false;
   #closed = false;
-  #stats = { responses: [0, 0, 0, 0, 0, 0], refused: 0, writeTimeouts: 0 };
+  #stats = {
+    responses: [0, 0, 0, 0, 0, 0],
+    refused: 0,
+    writeTimeouts: 0,
+    tlsHandshakeFailures: 0,
+  };
+  #tls: TlsCertificate | null;
   #ctx;
 
   constructor(handler: ServerHandler, options: HttpServerOptions = {}) {
     this.#handler = handler;
     this.#options = options;
+    this.#tls = options.tls ?? null;
     const timeouts = { ...DEFAULT_TIMEOUTS_S, ...options.timeouts };
     const now = options.now ?? Date.now;
     this.#ctx = {
@@ -82,6 +99,7 @@ export class HttpServer {
       },
       maxPipeline: options.maxPipeline ?? 16,
       trustProxy: options.trustProxy ?? false,
+      fixedHeaders: fixedHeaderBlock(options.tls !== undefined),
       now,
       respond: (req: HttpRequest) => this.#respond(req),
       count: (status: number) => this.#stats.responses[Math.floor(status / 100)]!++,
@@ -90,13 +108,17 @@ export class HttpServer {
     };
   }
 
-  /** Starts listening; resolves with the bound address. Throws `Deno.errors.AddrInUse` etc. */
+  /**
+   * Starts listening and returns the bound address. Throws `Deno.errors.AddrInUse` etc., and a
+   * `TlsError` for a certificate and key that do not make a TLS listener.
+   */
   listen(): Deno.NetAddr {
     if (this.#listener) throw new Error("Cannot listen: the server is already listening");
-    const raw = Deno.listen({
-      hostname: this.#options.hostname ?? "0.0.0.0",
-      port: this.#options.port ?? 8080,
-    });
+    const hostname = this.#options.hostname ?? "0.0.0.0";
+    const port = this.#options.port ?? 8080;
+    const raw = this.#tls
+      ? listenTls(hostname, port, this.#tls, true)
+      : Deno.listen({ hostname, port });
     const tooMany = errorResponse(
       new HttpError(
         STATUS.ServiceUnavailable,
@@ -112,6 +134,7 @@ export class HttpServer {
         keepAlive: false,
         head: false,
         now: this.#ctx.now(),
+        fixedHeaders: this.#ctx.fixedHeaders,
       });
     this.#listener = new Listener(
       raw,
@@ -129,6 +152,12 @@ export class HttpServer {
       {
         maxBuffer: this.#ctx.limits.maxHeader,
         highWaterMark: this.#options.maxUnsent ?? DEFAULT_MAX_UNSENT,
+        // The handshake is part of getting the request head in: the same bound.
+        handshakeTimeout: this.#ctx.timeouts.header,
+        onHandshakeError: (error, remoteAddr) => {
+          this.#stats.tlsHandshakeFailures++;
+          this.#options.onHandshakeError?.(error, remoteAddr);
+        },
       },
     );
     this.#listener.start();
@@ -136,6 +165,23 @@ export class HttpServer {
     const interval = this.#options.sweepInterval ?? 1000;
     if (interval > 0) this.#sweepTimer = setInterval(() => this.sweep(), interval);
     return this.#listener.addr;
+  }
+
+  /**
+   * Serves `certificate` to connections accepted from now on; open ones keep theirs. `Deno` cannot
+   * change the certificate of a TLS listener, so a new one is bound on the same address beside it
+   * (SO_REUSEPORT) and takes over accepting. Throws (a `TlsError` for a bad pair) and keeps the
+   * current certificate when that fails.
+   */
+  reloadTls(certificate: TlsCertificate): void {
+    const listener = this.#listener;
+    if (!this.#tls) throw new Error("Cannot reload TLS: the server speaks plain HTTP");
+    if (!listener || this.#closed || this.#draining) {
+      throw new Error("Cannot reload TLS: the server is not listening");
+    }
+    const { hostname, port } = listener.addr;
+    listener.replace(listenTls(hostname, port, certificate, false));
+    this.#tls = certificate;
   }
 
   /** The bound address. */

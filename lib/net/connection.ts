@@ -25,6 +25,13 @@ export interface ConnectionOptions {
   highWaterMark?: number;
   /** How long `end()` keeps draining input before closing, in milliseconds. */
   lingerMs?: number;
+  /**
+   * Milliseconds a TLS peer (`Deno.TlsConn`) has to finish its handshake before the connection is
+   * closed; 0 = no bound of its own. Nothing is read or written before the handshake is done.
+   */
+  handshakeTimeout?: number;
+  /** Called when a TLS handshake fails or times out; the connection is then closed. */
+  onHandshakeError?: (error: Error, remoteAddr: string) => void;
 }
 
 const DEFAULTS = {
@@ -32,6 +39,8 @@ const DEFAULTS = {
   maxBuffer: 16384,
   highWaterMark: 1 << 20,
   lingerMs: 2000,
+  handshakeTimeout: 0,
+  onHandshakeError: () => {},
 } as const;
 
 /**
@@ -55,6 +64,8 @@ export class Connection implements Selectable {
   #conn: Deno.Conn;
   #selector: Selector;
   #options: Required<ConnectionOptions>;
+  /** A TLS handshake in progress: reads wait for it, and the writer awaits it (never rejects). */
+  #handshake: Promise<void> | null = null;
   #buf: Uint8Array;
   /** The size the next full read allocates: grown while reads fill it, shrunk on request. */
   #bufSize: number;
@@ -127,10 +138,11 @@ export class Connection implements Selectable {
     return this.#buf.byteLength;
   }
 
-  /** Registers with the selector and starts reading. */
+  /** Registers with the selector and starts reading (a TLS connection: its handshake first). */
   start(): void {
     this.#selector.add(this);
-    this.#arm();
+    if ("handshake" in this.#conn) this.#shake(this.#conn as Deno.TlsConn);
+    else this.#arm();
   }
 
   /** Stops delivering input (backpressure from the protocol layer) until `resume()`. */
@@ -183,6 +195,8 @@ export class Connection implements Selectable {
     this.#wake();
     this.drained().then(() => {
       if (this.#closed) return;
+      // Still in the TLS handshake: nothing was sent, so there is nothing to shut down gracefully.
+      if (this.#handshake !== null) return this.close();
       try {
         this.#conn.closeWrite();
       } catch {
@@ -261,8 +275,40 @@ export class Connection implements Selectable {
     else this.#arm();
   }
 
+  /**
+   * Runs the TLS handshake on its own, with a deadline, so a peer that never finishes it (or
+   * speaks plain HTTP to the TLS port) is counted and closed without a read or write pending.
+   */
+  #shake(tls: Deno.TlsConn): void {
+    const ms = this.#options.handshakeTimeout;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    this.#handshake = new Promise<void>((done) => {
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        done();
+        if (this.#closed || this.#handshake === null) return;
+        this.#handshake = null;
+        this.#options.onHandshakeError(error, this.remoteAddr);
+        this.close();
+      };
+      if (ms > 0) {
+        timer = setTimeout(
+          () => fail(new Deno.errors.TimedOut(`TLS handshake not finished within ${ms} ms`)),
+          ms,
+        );
+      }
+      tls.handshake().then(() => {
+        clearTimeout(timer);
+        done();
+        if (this.#closed || this.#handshake === null) return;
+        this.#handshake = null;
+        this.#arm();
+      }, (error) => fail(error instanceof Error ? error : new Error(String(error))));
+    });
+  }
+
   #arm(): void {
-    if (this.#reading || this.#closed || this.#eof) return;
+    if (this.#reading || this.#closed || this.#eof || this.#handshake !== null) return;
     let target: Uint8Array;
     if (this.#open()) {
       if (this.#buf.byteLength !== this.#bufSize) this.#buf = new Uint8Array(this.#bufSize);
@@ -291,6 +337,8 @@ export class Connection implements Selectable {
   async #flush(): Promise<void> {
     this.#writing = true;
     const mark = this.#options.highWaterMark;
+    // Written after the handshake: a failed one is then counted once, by #shake, not as a write.
+    if (this.#handshake !== null) await this.#handshake;
     try {
       while (this.#queue.length > 0 && !this.#closed) {
         const chunk = this.#takeQueue();

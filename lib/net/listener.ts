@@ -22,12 +22,18 @@ export interface ListenerCallbacks {
 const MIN_BACKOFF_MS = 5;
 /** How long a refused connection drains its input before closing, in milliseconds. */
 const REFUSED_LINGER_MS = 500;
+/**
+ * How long a refused TLS connection may take for its handshake before its 503: refused ones are
+ * not counted against any limit, so a flood of them must not hold descriptors for long.
+ */
+const REFUSED_HANDSHAKE_MS = 1000;
 const MAX_BACKOFF_MS = 1000;
 
 /**
  * The accept loop as a selectable: one pending `accept()`; over a limit the new connection gets
  * a prepared 503 and is closed. Accept errors (EMFILE, ENFILE, ...) are reported and retried
- * with an exponential back-off until `close()`.
+ * with an exponential back-off until `close()`. `replace()` moves accepting to another socket
+ * (a TLS listener with a new certificate) without touching open connections.
  */
 export class Listener implements Selectable {
   #listener: Deno.Listener;
@@ -36,7 +42,8 @@ export class Listener implements Selectable {
   #callbacks: ListenerCallbacks;
   #connOptions: ConnectionOptions;
   #refusal: Uint8Array | (() => Uint8Array);
-  #result: Deno.Conn | Error | null = null;
+  /** Settled accepts not yet handled, with the socket each came from (one, or two during a swap). */
+  #results: [Deno.Listener, Deno.Conn | Error][] = [];
   #perIp = new Map<string, number>();
   #open = 0;
   #backoff = 0;
@@ -82,38 +89,60 @@ export class Listener implements Selectable {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#selector.remove(this);
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
+    closeQuietly(this.#listener);
+    for (const [, result] of this.#results.splice(0)) {
+      if (!(result instanceof Error)) closeQuietly(result);
     }
   }
 
-  /** Called by the selector loop when the pending accept settled. */
-  onReadable(): void {
-    const result = this.#result;
-    this.#result = null;
-    if (this.#closed) {
-      if (result && !(result instanceof Error)) result.close();
-      return;
-    }
-    if (result instanceof Error) {
-      // Only our own close() ends the loop (checked above); any other error, BadResource and
-      // Interrupted included, is reported and retried, or the server would stop accepting
-      // without a word while it looks healthy.
-      this.#callbacks.onAcceptError?.(result);
-      // Out of descriptors or similar: wait before trying again instead of spinning.
-      this.#backoff = Math.min(Math.max(this.#backoff * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
-      this.#timer = setTimeout(() => this.#arm(), this.#backoff);
-      return;
-    }
+  /**
+   * Accepts from `next` from now on and closes the current socket. Connections it accepted stay
+   * open; one its pending accept still hands over is admitted as usual. Both sockets must share
+   * the address (SO_REUSEPORT), so no moment passes without a socket accepting.
+   */
+  replace(next: Deno.Listener): void {
+    if (this.#closed) throw new Error("Cannot replace the socket of a closed listener");
+    const old = this.#listener;
+    this.#listener = next;
+    // A back-off pending for the old socket's errors does not apply to the new one.
+    clearTimeout(this.#timer);
     this.#backoff = 0;
-    try {
-      if (result) this.#admit(result);
-    } finally {
-      // Re-arm even if a callback threw: one bad connection must not stop all accepting.
-      this.#arm();
+    this.#arm();
+    closeQuietly(old);
+  }
+
+  /** Called by the selector loop when a pending accept settled. */
+  onReadable(): void {
+    const results = this.#results;
+    if (results.length === 0) return;
+    this.#results = [];
+    let thrown: unknown = null;
+    for (const [source, result] of results) {
+      const current = source === this.#listener;
+      if (result instanceof Error) {
+        // The end of a replaced socket's accept, not a failure.
+        if (!current) continue;
+        // Only our own close() ends the loop (#settle); any other error, BadResource and
+        // Interrupted included, is reported and retried, or the server would stop accepting
+        // without a word while it looks healthy.
+        this.#callbacks.onAcceptError?.(result);
+        // Out of descriptors or similar: wait before trying again instead of spinning.
+        this.#backoff = Math.min(Math.max(this.#backoff * 2, MIN_BACKOFF_MS), MAX_BACKOFF_MS);
+        this.#timer = setTimeout(() => this.#arm(), this.#backoff);
+        continue;
+      }
+      if (current) this.#backoff = 0;
+      try {
+        this.#admit(result);
+      } catch (error) {
+        // One bad connection must not stop all accepting, nor the results after it; the first
+        // error goes on to the loop, which reports it.
+        thrown ??= error;
+      } finally {
+        if (current) this.#arm();
+      }
     }
+    if (thrown !== null) throw thrown;
   }
 
   #admit(raw: Deno.Conn): void {
@@ -131,6 +160,7 @@ export class Listener implements Selectable {
       const conn = new Connection(raw, this.#selector, {
         ...this.#connOptions,
         lingerMs: REFUSED_LINGER_MS,
+        handshakeTimeout: REFUSED_HANDSHAKE_MS,
       });
       conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
       conn.start();
@@ -160,18 +190,27 @@ export class Listener implements Selectable {
 
   #arm(): void {
     if (this.#closed) return;
-    this.#listener.accept().then(
-      (conn) => this.#settle(conn),
-      (err) => this.#settle(err instanceof Error ? err : new Error(String(err))),
+    const source = this.#listener;
+    source.accept().then(
+      (conn) => this.#settle(source, conn),
+      (err) => this.#settle(source, err instanceof Error ? err : new Error(String(err))),
     );
   }
 
-  #settle(result: Deno.Conn | Error): void {
-    this.#result = result;
+  #settle(source: Deno.Listener, result: Deno.Conn | Error): void {
     if (this.#closed) {
-      if (!(result instanceof Error)) result.close();
+      if (!(result instanceof Error)) closeQuietly(result);
       return;
     }
+    this.#results.push([source, result]);
     this.#selector.ready(this);
+  }
+}
+
+function closeQuietly(closable: { close(): void }): void {
+  try {
+    closable.close();
+  } catch {
+    // Already closed.
   }
 }

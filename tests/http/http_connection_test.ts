@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { HttpConnection, type HttpConnectionContext } from "../../lib/http/http_connection.ts";
 import { DEFAULT_LIMITS, MAX_QUEUED_STEPS } from "../../lib/http/parser.ts";
-import { serializeResponse } from "../../lib/http/response.ts";
+import { fixedHeaderBlock, serializeResponse } from "../../lib/http/response.ts";
 import { Connection, type ConnectionOptions } from "../../lib/net/connection.ts";
 import { Selector } from "../../lib/net/selector.ts";
 import { FakeClock } from "../_clock.ts";
@@ -37,6 +37,7 @@ function context(body: Uint8Array): HttpConnectionContext {
     timeouts: { header: 10_000, body: 30_000, idle: 75_000, write: 30_000 },
     maxPipeline: 16,
     trustProxy: false,
+    fixedHeaders: fixedHeaderBlock(false),
     now: Date.now,
     respond: () => ({ status: 200, body }),
     count() {},
@@ -181,6 +182,7 @@ Deno.test("http connection reads nothing more while maxPipeline requests wait, h
       keepAlive: true,
       head: false,
       now: Date.now(),
+      fixedHeaders: fixedHeaderBlock(false),
     }).byteLength;
     // The runaway pipeline of issue 11: requests as fast as the socket takes them, while reading.
     const sent = (async () => {
@@ -226,6 +228,7 @@ Deno.test("http connection answers nothing more while its unsent output is above
       keepAlive: true,
       head: false,
       now: Date.now(),
+      fixedHeaders: fixedHeaderBlock(false),
     }).byteLength;
     const all = await within(readResponses(t.client, 200, size), 10_000);
     assert.notEqual(all, "timeout");

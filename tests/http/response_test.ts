@@ -1,9 +1,21 @@
 import assert from "node:assert/strict";
-import { serializeResponse, utf8Length } from "../../lib/http/response.ts";
+import {
+  fixedHeaderBlock,
+  HSTS,
+  SECURITY_HEADERS,
+  serializeResponse,
+  utf8Length,
+} from "../../lib/http/response.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const FRAMING = { version: "HTTP/1.1", keepAlive: true, head: false, now: 0 } as const;
+const FRAMING = {
+  version: "HTTP/1.1",
+  keepAlive: true,
+  head: false,
+  now: 0,
+  fixedHeaders: fixedHeaderBlock(false),
+} as const;
 
 Deno.test("utf8Length counts bytes exactly as TextEncoder writes them", () => {
   const samples = [
@@ -68,4 +80,38 @@ Deno.test("serializeResponse closes HTTP/1.0 unless kept alive, and says so for 
     serializeResponse({ status: 200 }, { ...FRAMING, version: "HTTP/1.0" }),
   );
   assert.match(keep, /Connection: keep-alive\r\n/);
+});
+
+Deno.test("fixedHeaderBlock holds nosniff, no-referrer and DENY, and HSTS only with TLS", () => {
+  assert.deepEqual(SECURITY_HEADERS, {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+  });
+  assert.equal(HSTS, "max-age=31536000");
+  const plain = fixedHeaderBlock(false);
+  assert.equal(
+    plain,
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n",
+  );
+  assert.equal(fixedHeaderBlock(true), `${plain}Strict-Transport-Security: max-age=31536000\r\n`);
+});
+
+Deno.test("serializeResponse writes the fixed headers once on every status, bodyless and HEAD included", () => {
+  const fixed = fixedHeaderBlock(true);
+  for (const status of [200, 204, 304, 404, 500, 503]) {
+    for (const head of [false, true]) {
+      const text = decoder.decode(
+        serializeResponse(
+          { status, headers: { "Cache-Control": "no-store" }, body: "x" },
+          { ...FRAMING, head, fixedHeaders: fixed },
+        ),
+      );
+      const headEnd = text.indexOf("\r\n\r\n") + 2;
+      // After the status line and Date, before the response's own headers.
+      assert.match(text.slice(0, headEnd), /^HTTP\/1\.1 \d{3} [^\r]*\r\nDate: [^\r]*\r\n/);
+      assert.equal(text.split(fixed).length, 2, `${status} head=${head}: once`);
+      assert.ok(text.indexOf(fixed) < text.indexOf("Cache-Control"), `${status}: first`);
+    }
+  }
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { HttpError, STATUS } from "../../lib/http/errors.ts";
 import { PARSE_ERROR } from "../../lib/http/parser.ts";
-import { jsonResponse } from "../../lib/http/response.ts";
+import { jsonResponse, SECURITY_HEADERS } from "../../lib/http/response.ts";
 import { Router } from "../../lib/http/router.ts";
 import { HttpServer, type HttpServerOptions } from "../../lib/http/server.ts";
 import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
@@ -1013,6 +1013,87 @@ Deno.test("server answers a handler that throws with 500 and keeps serving", asy
     );
     assert.equal(res.status, 200);
     assert.equal(server.stats.responses[5], 2);
+  });
+});
+
+// --- Security headers -----------------------------------------------------------------------
+
+/** The security headers, each exactly once, and no HSTS (these servers speak plain HTTP). */
+function assertSecurityHeaders(res: RawResponse, what: string): void {
+  for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
+    const lines = res.lines.filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`));
+    assert.deepEqual(lines, [`${name}: ${value}`], `${what}: ${name}`);
+  }
+  assert.equal(res.headers.get("strict-transport-security"), undefined, `${what}: no HSTS`);
+}
+
+Deno.test("server puts the security headers on every handler answer: 2xx, 204, HEAD, 404, 405, HttpError and 500", async () => {
+  await withApp({}, async ({ port }) => {
+    await withClient(port, async (client) => {
+      for (
+        const [request, status] of [
+          ["GET /hello", 200],
+          ["GET /empty", 204],
+          ["POST /items", 201],
+          ["GET /nowhere", 404],
+          ["PUT /hello", 405],
+          ["GET /teapot", 409],
+          ["GET /boom", 500],
+          ["GET /async-boom", 500],
+        ] as const
+      ) {
+        await client.send(`${request} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n`);
+        const res = await client.readResponse();
+        assert.equal(res.status, status, request);
+        assertSecurityHeaders(res, request);
+      }
+      await client.send("HEAD /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assertSecurityHeaders(await client.readResponse({ head: true }), "HEAD");
+    });
+  });
+});
+
+Deno.test("server puts the security headers on the answers of the parser: 400, 413, 414, 431, 501, 505", async () => {
+  await withApp(
+    { limits: { maxHeader: 512, maxTarget: 64, maxBody: 64 } },
+    async ({ port }) => {
+      for (
+        const [request, status] of [
+          ["G(T /hello HTTP/1.1\r\nHost: a\r\n\r\n", 400],
+          ["POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n", 413],
+          [`GET /${"t".repeat(64)} HTTP/1.1\r\nHost: a\r\n\r\n`, 414],
+          [`GET /hello HTTP/1.1\r\nHost: a\r\nX-Big: ${"b".repeat(600)}\r\n\r\n`, 431],
+          ["POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: zip\r\n\r\n", 501],
+          ["GET /hello HTTP/2.0\r\nHost: a\r\n\r\n", 505],
+        ] as const
+      ) {
+        const res = await oneAndClose(port, request);
+        assert.equal(res.status, status, request);
+        assertSecurityHeaders(res, `${status}`);
+      }
+    },
+  );
+});
+
+Deno.test("server puts the security headers on its 408 of the header timeout", async () => {
+  await withApp({}, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      await client.send("GET /hello HTTP/1.1\r\nHo");
+      await until(() => server.connections > 0, 2000, "the server to accept the connection");
+      clock.advance(TIMEOUTS.header * 1000);
+      server.sweep();
+      const res = await client.readResponse();
+      assert.equal(res.status, 408);
+      assertSecurityHeaders(res, "408");
+    });
+  });
+});
+
+Deno.test("server puts the security headers on its 503 refusal at the connection limit", async () => {
+  await withApp({ maxConns: 0 }, async ({ port }) => {
+    const [res] = parseAll((await exchange(port, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n")).text);
+    assert.equal(res?.status, 503);
+    assertSecurityHeaders(res!, "503");
   });
 });
 

@@ -5,6 +5,7 @@ import {
   type ConnectionOptions,
 } from "../../lib/net/connection.ts";
 import { Selector } from "../../lib/net/selector.ts";
+import { makePki, type TestPki, tlsTest } from "../_tls.ts";
 import {
   closeQuietly,
   concat,
@@ -499,3 +500,95 @@ Deno.test("connection end() closes after lingerMs when the peer stays open", asy
     await loop;
   }
 });
+
+/**
+ * A started Connection over the server side of a TLS listener, and the raw client of `connect`;
+ * `done()` closes everything.
+ */
+async function tlsSetup(
+  connect: (port: number, pki: TestPki) => Promise<Deno.Conn>,
+  options: ConnectionOptions,
+) {
+  const dir = await Deno.makeTempDir({ prefix: "parley_conn_tls_" });
+  const pki = await makePki(dir, "a");
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert: pki.cert, key: pki.key });
+  const [client, server] = await Promise.all([connect(listener.addr.port, pki), listener.accept()]);
+  listener.close();
+  const selector = new Selector();
+  const failures: Error[] = [];
+  const conn = new Connection(server, selector, {
+    ...options,
+    onHandshakeError: (error) => failures.push(error),
+  });
+  const handler = new Recorder();
+  conn.handler = handler;
+  conn.start();
+  const loop = runLoop(selector);
+  const done = async () => {
+    conn.close();
+    closeQuietly(client);
+    selector.close();
+    await loop;
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { conn, handler, client, failures, done };
+}
+
+tlsTest("connection over TLS reads and writes once its handshake is done", async () => {
+  const t = await tlsSetup(
+    (port, pki) => Deno.connectTls({ hostname: "localhost", port, caCerts: [pki.ca] }),
+    { handshakeTimeout: 5000 },
+  );
+  try {
+    await t.client.write(encoder.encode("ping"));
+    await until(() => t.handler.text === "ping", 2000, "the bytes through TLS");
+    t.conn.write(encoder.encode("pong"));
+    assert.equal(decoder.decode(await readExactly(t.client, 4)), "pong");
+    assert.deepEqual(t.failures, []);
+  } finally {
+    await t.done();
+  }
+});
+
+tlsTest(
+  "connection closes a TLS peer that does not finish its handshake within handshakeTimeout, and reports it once",
+  async () => {
+    // Plain TCP to the TLS socket, saying nothing.
+    const t = await tlsSetup((port) => Deno.connect({ hostname: "127.0.0.1", port }), {
+      handshakeTimeout: 50,
+    });
+    try {
+      await until(() => t.conn.closed, 2000, "the handshake deadline");
+      assert.equal(t.failures.length, 1);
+      assert.ok(t.failures[0] instanceof Deno.errors.TimedOut, String(t.failures[0]));
+      assert.equal(t.handler.closes, 1);
+      assert.equal(t.handler.chunks.length, 0);
+    } finally {
+      await t.done();
+    }
+  },
+);
+
+tlsTest(
+  "connection reports a failed TLS handshake once, with output queued and end() asked",
+  async () => {
+    // What a refused connection does: write its 503 and end at once. Plain HTTP fails the handshake.
+    const t = await tlsSetup((port) => Deno.connect({ hostname: "127.0.0.1", port }), {
+      handshakeTimeout: 5000,
+    });
+    try {
+      t.conn.write(encoder.encode("HTTP/1.1 503 Service Unavailable\r\n\r\n"));
+      t.conn.end();
+      await t.client.write(encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+      await until(() => t.conn.closed, 2000, "the failed handshake to close the connection");
+      assert.equal(t.failures.length, 1);
+      assert.match(t.failures[0]!.message, /corrupt message|InvalidContentType/i);
+      // Whatever the client got, it is no HTTP answer in the clear.
+      const got = await within(readToEnd(t.client).catch(() => new Uint8Array()), 2000);
+      assert.notEqual(got, "timeout");
+      assert.doesNotMatch(decoder.decode(got as Uint8Array), /HTTP\/1\.1/);
+    } finally {
+      await t.done();
+    }
+  },
+);

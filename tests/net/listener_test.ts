@@ -262,3 +262,63 @@ Deno.test("listener reports no accept error once it is closed", async () => {
   assert.deepEqual(reported, []);
   selector.close();
 });
+
+Deno.test("listener replace() accepts from the new socket and leaves the connections of the old one open", async () => {
+  const selector = new Selector();
+  const accepted: Connection[] = [];
+  const errors: Error[] = [];
+  const first = Deno.listen({ hostname: "127.0.0.1", port: 0, reusePort: true });
+  const port = first.addr.port;
+  const listener = new Listener(first, selector, { maxConns: 100, maxConnsPerIp: 0 }, {
+    onConnection(conn) {
+      conn.handler = {
+        onData: (bytes) => conn.write(bytes.slice()),
+        onEnd: () => conn.close(),
+        onClose() {},
+      };
+      accepted.push(conn);
+    },
+    onAcceptError: (error) => errors.push(error),
+  }, REFUSAL);
+  listener.start();
+  const loop = runLoop(selector);
+  const clients: Deno.Conn[] = [];
+  const echo = async (conn: Deno.Conn, text: string) => {
+    await conn.write(new TextEncoder().encode(text));
+    const buf = new Uint8Array(64);
+    const n = await within(conn.read(buf), 2000);
+    return n === "timeout" || n === null ? String(n) : decoder.decode(buf.subarray(0, n));
+  };
+  try {
+    clients.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    await until(() => accepted.length === 1, 2000, "the first accept");
+
+    listener.replace(Deno.listen({ hostname: "127.0.0.1", port, reusePort: true }));
+    assert.equal(listener.addr.port, port);
+    assert.equal(await echo(clients[0]!, "old"), "old", "the old socket's connection stays");
+    let resets = 0;
+    for (let i = 1; clients.length < 6; i++) {
+      const client = await Deno.connect({ hostname: "127.0.0.1", port }).catch(() => null);
+      const answer = client ? await echo(client, `#${i}`).catch(() => "reset") : "reset";
+      // What the kernel queued on the old socket as it closed is reset (README, "HTTPS").
+      if (answer === "reset" || answer === "null") {
+        if (client) closeQuietly(client);
+        assert.ok(++resets <= 2, `${resets} connections reset`);
+        continue;
+      }
+      assert.equal(answer, `#${i}`);
+      clients.push(client!);
+    }
+    await until(() => listener.openConnections === 6, 2000, "six open connections");
+    // The old socket's pending accept ended with its close: that is no accept error.
+    assert.deepEqual(errors, []);
+  } finally {
+    listener.close();
+    for (const conn of accepted) conn.close();
+    for (const conn of clients) closeQuietly(conn);
+    selector.close();
+    await loop;
+  }
+  using spare = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(() => listener.replace(spare), /closed listener/);
+});
