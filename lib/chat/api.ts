@@ -220,10 +220,7 @@ export function createApi(ctx: ApiContext): Router {
     "/api/events",
     authed((session, req) => {
       const wait = parseWait(req.query.get("wait"));
-      return maybeThen(
-        store.poll(session, req.query.get("cursor"), wait, req.signal),
-        pollResponse,
-      );
+      return store.poll(session, req.query.get("cursor"), wait, req.abortable);
     }),
   );
 
@@ -259,15 +256,6 @@ export function createApi(ctx: ApiContext): Router {
 
   for (const path of ctx.static.paths) router.get(path, (req) => ctx.static.serve(req));
   return router;
-}
-
-function pollResponse(answer: { body: Uint8Array; close: boolean }): HttpResponse {
-  return {
-    status: STATUS.OK,
-    headers: JSON_HEADERS,
-    body: answer.body,
-    close: answer.close,
-  };
 }
 
 /** The session of the request's bearer token; 401 without a valid one. */

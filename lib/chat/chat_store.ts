@@ -5,6 +5,8 @@
  * failures into HTTP errors, and answers polls when the state reports committed events.
  */
 import { HttpError, STATUS } from "../http/errors.ts";
+import { JSON_HEADERS } from "../http/response.ts";
+import type { Abortable, HttpResponse } from "../http/types.ts";
 import type { Logger } from "../log.ts";
 import { StorageError, type StoredBan, type StoredEvent } from "../storage/event_log.ts";
 import {
@@ -55,8 +57,11 @@ export interface ChatStoreOptions {
   logger?: Logger;
 }
 
-/** What a long poll answers: the body, shared by every waiter that gets the same events. */
-export interface PollAnswer {
+/**
+ * What a long poll answers: a response shared by every waiter that gets the same events, so its
+ * body is encoded and its bytes serialized once for all of them.
+ */
+export interface PollAnswer extends HttpResponse {
   body: Uint8Array;
   /** The server is shutting down: close the connection so the client reconnects elsewhere. */
   close: boolean;
@@ -78,7 +83,7 @@ interface Waiter {
   session: SessionInfo;
   group: Group;
   resolve: (answer: PollAnswer) => void;
-  signal: AbortSignal;
+  signal: Abortable;
   onAbort: () => void;
 }
 
@@ -423,7 +428,7 @@ export class ChatStore {
     session: SessionInfo,
     cursorText: string | null,
     waitSeconds: number,
-    signal: AbortSignal,
+    signal: Abortable,
   ): MaybePromise<PollAnswer> {
     // Events heard while a read is on its way (a remote backend) may be missing from it: the
     // waiter then checks once more after it is registered, so no wake-up falls between the two.
@@ -724,7 +729,7 @@ export class ChatStore {
       const body = encoder.encode(
         `{"events":[],"cursor":"${group.cursor}","ephemeral":[${ephemeral}]}`,
       );
-      const answer: PollAnswer = { body, close: this.#draining, count: 0, gap: false };
+      const answer = pollAnswer(body, this.#draining, 0, false);
       for (const waiter of [...group.waiters]) {
         if (waiter.session.id !== notice.session) this.#finish(waiter, answer);
       }
@@ -745,12 +750,7 @@ export class ChatStore {
       body += (i > 0 ? "," : "") + this.#eventJson(events[i]!);
     }
     body += `],"cursor":"${next}"${read.gap ? ',"gap":true' : ""}}`;
-    return {
-      body: encoder.encode(body),
-      close: this.#draining,
-      count: events.length,
-      gap: read.gap,
-    };
+    return pollAnswer(encoder.encode(body), this.#draining, events.length, read.gap);
   }
 
   /** The public JSON of an event (without its session), computed once per event object. */
@@ -762,6 +762,11 @@ export class ChatStore {
     }
     return json;
   }
+}
+
+/** A poll answer: `200` with the JSON headers, shared by the waiters it is given to. */
+function pollAnswer(body: Uint8Array, close: boolean, count: number, gap: boolean): PollAnswer {
+  return { status: STATUS.OK, headers: JSON_HEADERS, body, close, shared: true, count, gap };
 }
 
 /** An event as clients see it: the stored one without the author's session id. */

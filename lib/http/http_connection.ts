@@ -2,7 +2,8 @@ import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { type ParsedRequest, type ParserLimits, RequestParser, trimOws } from "./parser.ts";
 import { errorResponse, serializeResponse } from "./response.ts";
-import type { HttpRequest, HttpResponse } from "./types.ts";
+import { RawQuery } from "./query.ts";
+import type { Abortable, HttpRequest, HttpResponse } from "./types.ts";
 
 /** Timeouts of a connection, in milliseconds. */
 export interface HttpTimeouts {
@@ -388,7 +389,7 @@ function _isSafe(method: string): boolean {
  * A request with the parts most handlers never touch made on first use: the query parameters
  * and the abort signal (an AbortController per request is measurable at this layer's rates).
  */
-class IncomingRequest implements HttpRequest {
+class IncomingRequest implements HttpRequest, Abortable {
   readonly method: string;
   readonly target: string;
   readonly path: string;
@@ -397,9 +398,11 @@ class IncomingRequest implements HttpRequest {
   readonly body: Uint8Array;
   readonly remoteAddr: string;
   #rawQuery: string;
-  #query: URLSearchParams | null = null;
+  #query: RawQuery | null = null;
   #controller: AbortController | null = null;
   #aborted = false;
+  /** Who `abortable` tells when the client goes away: one waiting handler, usually. */
+  #listeners: (() => void)[] | null = null;
 
   constructor(parsed: ParsedRequest, peer: string, trustProxy: boolean) {
     const target = parsed.target;
@@ -440,8 +443,27 @@ class IncomingRequest implements HttpRequest {
     this.remoteAddr = remoteAddr;
   }
 
-  get query(): URLSearchParams {
-    return this.#query ??= new URLSearchParams(this.#rawQuery);
+  get query(): RawQuery {
+    return this.#query ??= new RawQuery(this.#rawQuery);
+  }
+
+  get abortable(): Abortable {
+    return this;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (this.#aborted) return;
+    (this.#listeners ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    const listeners = this.#listeners;
+    const at = listeners?.indexOf(listener) ?? -1;
+    if (at >= 0) listeners!.splice(at, 1);
   }
 
   get signal(): AbortSignal {
@@ -454,7 +476,11 @@ class IncomingRequest implements HttpRequest {
 
   /** The client went away before the answer was written. */
   abort(): void {
+    if (this.#aborted) return;
     this.#aborted = true;
     this.#controller?.abort();
+    const listeners = this.#listeners;
+    this.#listeners = null;
+    for (const listener of listeners ?? []) listener();
   }
 }

@@ -100,6 +100,49 @@ const SHORT_BODY = 4096;
  * response's headers, framing, body.
  */
 export function serializeResponse(res: HttpResponse, framing: FramingOptions): Uint8Array {
+  if (res.shared) return serializeShared(res, framing);
+  return serializeOnce(res, framing);
+}
+
+/** The last serialization of a shared response, and the framing it was made for. */
+interface SharedBytes {
+  version: string;
+  keepAlive: boolean;
+  head: boolean;
+  second: number;
+  fixedHeaders: string;
+  bytes: Uint8Array;
+}
+
+const sharedBytes = new WeakMap<HttpResponse, SharedBytes>();
+
+/**
+ * A shared response's bytes, made again only when the framing or the `Date` second differ from
+ * the last request's: a poll answer written to 10,000 waiters is serialized about once.
+ */
+function serializeShared(res: HttpResponse, framing: FramingOptions): Uint8Array {
+  const second = Math.floor(framing.now / 1000);
+  const c = sharedBytes.get(res);
+  if (
+    c !== undefined && c.second === second && c.keepAlive === framing.keepAlive &&
+    c.version === framing.version && c.head === framing.head &&
+    c.fixedHeaders === framing.fixedHeaders
+  ) {
+    return c.bytes;
+  }
+  const bytes = serializeOnce(res, framing);
+  sharedBytes.set(res, {
+    version: framing.version,
+    keepAlive: framing.keepAlive,
+    head: framing.head,
+    second,
+    fixedHeaders: framing.fixedHeaders,
+    bytes,
+  });
+  return bytes;
+}
+
+function serializeOnce(res: HttpResponse, framing: FramingOptions): Uint8Array {
   const status = res.status;
   let head = `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Unknown"}\r\nDate: ${
     httpDate(framing.now)

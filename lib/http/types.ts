@@ -7,7 +7,7 @@ export interface HttpRequest {
   /** Path of the target as sent (still percent-encoded), without the query. */
   readonly path: string;
   /** Query parameters of the target. */
-  readonly query: URLSearchParams;
+  readonly query: QueryParams;
   /** `HTTP/1.0` or `HTTP/1.1`. */
   readonly version: "HTTP/1.0" | "HTTP/1.1";
   /** Header fields by lower-case name; repeated fields joined with `, `. */
@@ -18,6 +18,23 @@ export interface HttpRequest {
   readonly remoteAddr: string;
   /** Aborted when the client goes away before the response is written. */
   readonly signal: AbortSignal;
+  /** The same as `signal` without its cost (no AbortController): for requests that wait. */
+  readonly abortable: Abortable;
+}
+
+/** What a waiting handler needs of an AbortSignal; `AbortSignal` itself is one. */
+export interface Abortable {
+  readonly aborted: boolean;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/** Query parameters; `URLSearchParams` is one. */
+export interface QueryParams {
+  /** The first value of `name`, percent-decoded (`+` as space), or null. */
+  get(name: string): string | null;
+  /** Every name and value, in order. */
+  [Symbol.iterator](): IterableIterator<[string, string]>;
 }
 
 /** What a handler answers; the connection adds `Date`, `Content-Length` and `Connection`. */
@@ -29,6 +46,11 @@ export interface HttpResponse {
   body?: string | Uint8Array;
   /** Close the connection after this response. */
   close?: boolean;
+  /**
+   * The same object answers many requests (a poll answer shared by its waiters): its bytes are
+   * serialized once per framing and second, not once per request.
+   */
+  shared?: boolean;
 }
 
 /** Path parameters captured by the router, e.g. `{room: "lobby"}`. */

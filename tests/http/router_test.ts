@@ -15,6 +15,7 @@ function request(method: string, target: string): HttpRequest {
     body: new Uint8Array(),
     remoteAddr: "127.0.0.1",
     signal: new AbortController().signal,
+    abortable: new AbortController().signal,
   };
 }
 

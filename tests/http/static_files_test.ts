@@ -68,6 +68,7 @@ function get(path: string, headers: Record<string, string> = {}): HttpRequest {
     body: new Uint8Array(0),
     remoteAddr: "127.0.0.1",
     signal: new AbortController().signal,
+    abortable: new AbortController().signal,
   };
 }
 
