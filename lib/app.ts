@@ -9,10 +9,10 @@ import { Logger } from "./log.ts";
 import { readTlsCertificate, type TlsCertificate } from "./net/tls.ts";
 import type { EventLog } from "./storage/event_log.ts";
 import { LocalState } from "./storage/local_state.ts";
-import { MemoryEventLog } from "./storage/memory_event_log.ts";
 import { RedisState } from "./storage/redis_state.ts";
 import type { SharedState } from "./storage/shared_state.ts";
 import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
+import { VolatileEventLog } from "./storage/volatile_event_log.ts";
 
 /** Hooks for tests: an injected clock and manual sweeps instead of timers. */
 export interface AppOptions {
@@ -63,7 +63,7 @@ export async function openState(
   if (!log) {
     switch (config.store.kind) {
       case "memory":
-        log = new MemoryEventLog({ history });
+        log = new VolatileEventLog();
         break;
       case "sqlite":
         log = await SqliteEventLog.open(config.store.path, { history });

@@ -107,6 +107,8 @@ interface InFlight {
 const WRITE: CallOptions = Object.freeze({ write: true });
 /** Events one poll may return at most; the client continues from the returned cursor. */
 const MAX_EVENTS_PER_POLL = 500;
+/** Answers kept for polls from the same cursor at most (cleared by every event anyway). */
+const RECENT_ANSWERS = 10_000;
 /** Characters in a topic, a kick reason and a ban reason at most. */
 const MAX_TOPIC = 300;
 const MAX_REASON = 200;
@@ -153,6 +155,8 @@ export class ChatStore {
   #draining = false;
   /** Batches of events heard from the state, to notice those that arrive during a read. */
   #heard = 0;
+  /** Answers with events given since the last event, by group key: later polls share them. */
+  #recent = new Map<string, PollAnswer>();
   /** Counters for /metrics. */
   readonly counters = { events: 0, delivered: 0 };
 
@@ -436,18 +440,25 @@ export class ChatStore {
     return maybeThen(this.#call(() => this.#state.lastId()), (lastId) => {
       const cursor = cursorText === null ? lastId : parseCursor(cursorText, lastId);
       const ranges = rangesOf(session, cursor);
+      const key = groupKey(cursor, ranges);
+      // Polls from the same cursor over the same rooms, since the last event: the same answer.
+      const recent = this.#recent.get(key);
+      if (recent !== undefined) {
+        this.counters.delivered += recent.count;
+        return recent;
+      }
       return maybeThen(this.#read(ranges), (read) => {
         const ready = this.#answer(read, cursor);
-        if (
-          ready.count > 0 || ready.gap || waitSeconds <= 0 || this.#draining || signal.aborted
-        ) {
+        if (ready.count > 0 || ready.gap) {
+          if (this.#heard === heard) this.#remember(key, ready);
           this.counters.delivered += ready.count;
           return ready;
         }
+        if (waitSeconds <= 0 || this.#draining || signal.aborted) return ready;
         return new Promise<PollAnswer>((resolve) => {
           const waiter: Waiter = {
             session,
-            group: this.#group(cursor, ranges),
+            group: this.#group(key, cursor, ranges),
             resolve,
             signal,
             onAbort: () => this.#finish(waiter, this.#answer({ events: [], gap: false }, cursor)),
@@ -513,6 +524,7 @@ export class ChatStore {
   /** Starts shutdown: waiting polls answer now with `close`, new polls do not wait. */
   shutdown(): void {
     this.#draining = true;
+    this.#recent.clear();
     for (const group of [...this.#groups.values()]) {
       const answer = this.#answer({ events: [], gap: false }, group.cursor);
       for (const waiter of [...group.waiters]) this.#finish(waiter, answer);
@@ -586,9 +598,13 @@ export class ChatStore {
     return this.#call(() => this.#state.read(ranges, MAX_EVENTS_PER_POLL));
   }
 
-  #group(cursor: number, ranges: RoomRange[]): Group {
-    let key = String(cursor);
-    for (const r of ranges) key += `|${r.room}:${r.from}:${r.to}`;
+  /** Keeps an answer for later polls with the same key, until the next event. */
+  #remember(key: string, answer: PollAnswer): void {
+    if (this.#recent.size >= RECENT_ANSWERS) this.#recent.clear();
+    this.#recent.set(key, answer);
+  }
+
+  #group(key: string, cursor: number, ranges: RoomRange[]): Group {
     let group = this.#groups.get(key);
     if (!group) {
       group = { key, cursor, ranges, waiters: new Set() };
@@ -653,6 +669,7 @@ export class ChatStore {
   /** Committed events: answers the groups reading their rooms, each with one encoded answer. */
   #onEvents(events: readonly StoredEvent[]): void {
     this.#heard++;
+    this.#recent.clear();
     this.counters.events += events.length;
     const touched = new Set<Group>();
     let movers: Set<string> | null = null;
@@ -685,7 +702,9 @@ export class ChatStore {
       }
       if (!this.#leave(waiter)) return;
       waiter.session = session;
-      waiter.group = this.#group(waiter.group.cursor, rangesOf(session, waiter.group.cursor));
+      const cursor = waiter.group.cursor;
+      const ranges = rangesOf(session, cursor);
+      waiter.group = this.#group(groupKey(cursor, ranges), cursor, ranges);
       this.#enter(waiter);
       touched.add(waiter.group);
     };
@@ -779,6 +798,13 @@ export function publicEvent(event: StoredEvent): Omit<StoredEvent, "session"> {
 export function publicBan(ban: StoredBan): Omit<StoredBan, "by" | "createdAt"> {
   const { by: _, createdAt: __, ...rest } = ban;
   return rest;
+}
+
+/** The key of what a poll reads: its cursor and ranges (polls with one key get one answer). */
+function groupKey(cursor: number, ranges: readonly RoomRange[]): string {
+  let key = String(cursor);
+  for (const r of ranges) key += `|${r.room}:${r.from}:${r.to}`;
+  return key;
 }
 
 /** What a session reads from `cursor` on: each room from its join, up to its leave. */

@@ -15,6 +15,7 @@ import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
 import { Refusal } from "../../lib/storage/shared_state.ts";
 import { MIGRATIONS } from "../../lib/storage/sqlite_db.ts";
 import { SqliteEventLog } from "../../lib/storage/sqlite_event_log.ts";
+import { VolatileEventLog } from "../../lib/storage/volatile_event_log.ts";
 import { runSharedStateContract } from "./shared_state_contract.ts";
 
 const OFF = { tokens: 0, periodMs: 1000 };
@@ -75,6 +76,14 @@ runSharedStateContract("local state on memory", async (history, now) => {
     failWrites: breaker(log),
   };
 }, { durable: false, failures: true });
+
+runSharedStateContract(
+  "local state on the volatile log (--store memory)",
+  async (history, now) => ({
+    state: await LocalState.open(new VolatileEventLog(), { history, now: () => now }),
+  }),
+  { durable: false, failures: false },
+);
 
 runSharedStateContract("local state on sqlite", async (history, now) => {
   const dir = await Deno.makeTempDir({ prefix: "parley_state_" });
