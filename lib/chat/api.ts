@@ -33,15 +33,18 @@ export function createApi(ctx: ApiContext): Router {
   const { store } = ctx;
   const router = new Router();
   /** A route that needs a session: 401 without a valid bearer token. */
+  // Only polls read the session's memberships, so only they need it `fresh` from the store; the
+  // rest may take one a backend cached (every store operation checks the session anyway).
   const authed = (
     handler: (
       session: SessionInfo,
       req: HttpRequest,
       params: Record<string, string>,
     ) => HttpResponse | Promise<HttpResponse>,
+    fresh = false,
   ) =>
   (req: HttpRequest, params: Record<string, string>) =>
-    maybeThen(authenticate(store, req), (session) => handler(session, req, params));
+    maybeThen(authenticate(store, req, fresh), (session) => handler(session, req, params));
 
   router.post("/api/session", async (req) => {
     const body = readJson(req);
@@ -221,7 +224,7 @@ export function createApi(ctx: ApiContext): Router {
     authed((session, req) => {
       const wait = parseWait(req.query.get("wait"));
       return store.poll(session, req.query.get("cursor"), wait, req.abortable);
-    }),
+    }, true),
   );
 
   router.get("/healthz", () => {
@@ -262,6 +265,7 @@ export function createApi(ctx: ApiContext): Router {
 function authenticate(
   store: ChatStore,
   req: HttpRequest,
+  fresh: boolean,
 ): SessionInfo | Promise<SessionInfo> {
   const header = req.headers.get("authorization") ?? "";
   // Only SP and HTAB around the token (RFC 9110 §11.4), never other Unicode spaces.
@@ -274,7 +278,7 @@ function authenticate(
       { headers: { "WWW-Authenticate": "Bearer" } },
     );
   if (!match) throw refuse();
-  return maybeThen(store.authenticate(match[1]!.toLowerCase()), (session) => {
+  return maybeThen(store.authenticate(match[1]!.toLowerCase(), fresh), (session) => {
     if (!session) throw refuse();
     return session;
   });

@@ -228,8 +228,13 @@ export class ChatStore {
   }
 
   /** The session of a bearer token, marked seen; null for an unknown or expired one. */
-  authenticate(token: string): MaybePromise<SessionInfo | null> {
-    return this.#call(() => this.#state.authenticate(token, this.#now()));
+  authenticate(token: string, fresh = true): MaybePromise<SessionInfo | null> {
+    const now = this.#now();
+    return maybeThen(this.#call(() => this.#state.authenticate(token, now, fresh)), (session) => {
+      // A cached answer did not mark the session present: the next sweep does.
+      if (session !== null && !fresh) this.#seen.set(session.id, now);
+      return session;
+    });
   }
 
   /** Ends a session: it leaves every room (leave events) and its token stops working. */

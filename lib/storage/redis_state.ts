@@ -59,6 +59,10 @@ class RedisSession implements SessionInfo {
 }
 
 const decoder = new TextDecoder();
+/** How long a known session answers `authenticate(…, fresh = false)` without asking Redis. */
+const KNOWN_MS = 2000;
+/** Known sessions kept at most (forgotten all at once beyond). */
+const KNOWN_MAX = 100_000;
 
 /** The `SharedState` in Redis: see the module comment. */
 export class RedisState implements SharedState {
@@ -69,6 +73,11 @@ export class RedisState implements SharedState {
   #history: number;
   #listener: StateListener | null = null;
   #loading: Promise<void> | null = null;
+  /**
+   * Sessions by token as Redis last answered them: requests that only need the session's id skip
+   * a round trip for a while (every function checks the session is alive anyway).
+   */
+  #known = new Map<string, { session: SessionInfo; at: number }>();
 
   private constructor(options: RedisStateOptions) {
     this.#prefix = options.prefix;
@@ -142,8 +151,18 @@ export class RedisState implements SharedState {
     return new RedisSession(id, token, input.nick, now, input.address, input.moderator, new Map());
   }
 
-  async authenticate(token: string, now: number): Promise<SessionInfo | null> {
-    return session(await this.#call("parley_authenticate", [token, now], true));
+  async authenticate(token: string, now: number, fresh = true): Promise<SessionInfo | null> {
+    if (!fresh) {
+      const cached = this.#known.get(token);
+      if (cached !== undefined && now - cached.at < KNOWN_MS) return cached.session;
+    }
+    const found = session(await this.#call("parley_authenticate", [token, now], true));
+    if (found === null) this.#known.delete(token);
+    else {
+      if (this.#known.size >= KNOWN_MAX) this.#known.clear();
+      this.#known.set(token, { session: found, at: now });
+    }
+    return found;
   }
 
   async refresh(info: SessionInfo): Promise<SessionInfo | null> {
@@ -382,6 +401,7 @@ export class RedisState implements SharedState {
     if (status === "none" && nullable) return null;
     if (status === "refused") {
       const code = text(rest[0]!) as RefusalCode;
+      if (code === "unauthorized") this.#forgetSession(args[0]);
       const detail = rest[1];
       if (code === "rate_limited") throw new Refusal(code, { retryMs: Number(detail) });
       if (code === "banned" && typeof detail === "string") {
@@ -391,6 +411,13 @@ export class RedisState implements SharedState {
       throw new Refusal(code);
     }
     throw new StorageError(`Redis answered ${name} with ${String(status)}`);
+  }
+
+  /** An ended session: a cached token of it must not answer any more. */
+  #forgetSession(id: string | number | undefined): void {
+    for (const [token, entry] of this.#known) {
+      if (entry.session.id === id) this.#known.delete(token);
+    }
   }
 
   #onMessage(message: string): void {

@@ -187,8 +187,13 @@ export interface SharedState {
   takeRate(purpose: string, key: string, rate: Rate, now: number): MaybePromise<number>;
   /** Creates a session; refuses `nick_taken`, or `banned` with the ban. */
   createSession(session: NewSession, now: number): Promise<SessionInfo>;
-  /** The session of a token, marked present; null for an unknown or ended one. */
-  authenticate(token: string, now: number): MaybePromise<SessionInfo | null>;
+  /**
+   * The session of a token, marked present; null for an unknown or ended one. With `fresh` false
+   * a backend may answer from a short-lived cache (the caller then marks it present through
+   * `touch`, and every operation still refuses an ended session): for requests that do not read
+   * the session's memberships, unlike polls.
+   */
+  authenticate(token: string, now: number, fresh?: boolean): MaybePromise<SessionInfo | null>;
   /** The session as it is now (memberships included), or null once it ended. */
   refresh(session: SessionInfo): MaybePromise<SessionInfo | null>;
   /** Marks sessions present at the given times (those with a poll open or just ended here). */
