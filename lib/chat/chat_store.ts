@@ -769,12 +769,19 @@ export class ChatStore {
   #answer(read: ReadResult, cursor: number): PollAnswer {
     const events = read.events;
     const next = events.length > 0 ? events[events.length - 1]!.id : cursor;
-    let body = '{"events":[';
-    for (let i = 0; i < events.length; i++) {
-      body += (i > 0 ? "," : "") + this.#eventJson(events[i]!);
-    }
-    body += `],"cursor":"${next}"${read.gap ? ',"gap":true' : ""}}`;
+    const body = `{"events":${this.eventsJson(events)},"cursor":"${next}"${
+      read.gap ? ',"gap":true' : ""
+    }}`;
     return pollAnswer(encoder.encode(body), this.#draining, events.length, read.gap);
+  }
+
+  /** A JSON array of events as clients see them, each encoded once (joins repeat history). */
+  eventsJson(events: readonly StoredEvent[]): string {
+    let json = "[";
+    for (let i = 0; i < events.length; i++) {
+      json += (i > 0 ? "," : "") + this.#eventJson(events[i]!);
+    }
+    return json + "]";
   }
 
   /** The public JSON of an event (without its session), computed once per event object. */
