@@ -23,7 +23,14 @@ const PRIVATE_ROOM = /^@[0-9a-f]{16}$/;
 
 /** A name as stored and shown: NFC. Non-strings pass through for the checks to refuse. */
 export function normalizeName<T>(name: T): T {
-  return (typeof name === "string" && name.isWellFormed() ? name.normalize("NFC") : name) as T;
+  if (typeof name !== "string" || isAscii(name)) return name;
+  return (name.isWellFormed() ? name.normalize("NFC") : name) as T;
+}
+
+/** ASCII text is its own NFC: most names skip the normaliser. */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /**

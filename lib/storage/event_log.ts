@@ -44,16 +44,20 @@ export interface StoredEvent extends ChatEvent {
 /** An event before the log has given it an id. */
 export type NewEvent = Omit<StoredEvent, "id">;
 
-/** The optional fields of an event, in the order events are written. */
-const OPTIONAL = ["text", "ts", "clientId", "ref", "by", "reason", "edited", "deleted"] as const;
-
-/** The stored form of `event` with `id`; optional fields present only when set, as loads read them. */
+/**
+ * The stored form of `event` with `id`; optional fields present only when set, as loads read them,
+ * and always in this order (so equal events encode alike).
+ */
 export function storedEvent(id: number, event: NewEvent): StoredEvent {
   const out = { id, type: event.type, room: event.room, nick: event.nick } as StoredEvent;
-  for (const key of OPTIONAL) {
-    const value = event[key];
-    if (value !== undefined) (out as unknown as Record<string, unknown>)[key] = value;
-  }
+  if (event.text !== undefined) out.text = event.text;
+  out.ts = event.ts;
+  if (event.clientId !== undefined) out.clientId = event.clientId;
+  if (event.ref !== undefined) out.ref = event.ref;
+  if (event.by !== undefined) out.by = event.by;
+  if (event.reason !== undefined) out.reason = event.reason;
+  if (event.edited !== undefined) out.edited = event.edited;
+  if (event.deleted !== undefined) out.deleted = event.deleted;
   out.session = event.session;
   return out;
 }
