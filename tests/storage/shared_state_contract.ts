@@ -82,10 +82,17 @@ export function runSharedStateContract(
     const inCi = Boolean(Deno.env.get("CI"));
     const ignore = (how.durable === true && !options.durable) ||
       (how.failures === true && !options.failures) || (unavailable !== undefined && !inCi);
+    const inapplicable = how.durable === true && !options.durable
+      ? "not applicable: this backend keeps nothing across a restart"
+      : how.failures === true && !options.failures
+      ? "not applicable: this test cannot make this backend's writes fail"
+      : null;
     Deno.test({
-      name: unavailable === undefined
-        ? `${name}: ${title}`
-        : `${name}: ${title} (${inCi ? "fails" : "ignored"}: ${unavailable})`,
+      name: unavailable !== undefined
+        ? `${name}: ${title} (${inCi ? "fails" : "ignored"}: ${unavailable})`
+        : inapplicable !== null
+        ? `${name}: ${title} (${inapplicable})`
+        : `${name}: ${title}`,
       ignore,
       fn: async () => {
         if (unavailable !== undefined) throw new Error(unavailable);
