@@ -89,6 +89,23 @@ Deno.test("a store that cannot open is a clear message and exit 1", async () => 
   assert.match(stderr, /^parley: .*nonexistent-dir/);
 });
 
+Deno.test("an unreachable Redis at start is one 'Cannot connect to Redis' line and exit 1", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = closed.addr.port;
+  closed.close();
+  const { code, stderr } = await run([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--store",
+    `redis://127.0.0.1:${port}`,
+  ]);
+  assert.equal(code, 1);
+  assert.equal(lines(stderr).length, 1, stderr);
+  assert.match(stderr, new RegExp(`^parley: Cannot connect to Redis 127\\.0\\.0\\.1:${port}: `));
+});
+
 Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, "--host", "127.0.0.1", "--port", "0", "--store", "memory"],
