@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { ApiClient, assertApiError, withSecretFile } from "../_server.ts";
-import { ServerProcess } from "../storage/_process.ts";
+import { runUntilSigterm as run, ServerProcess } from "../storage/_process.ts";
 
 const SECRET = "moderators-secret-1";
 
@@ -16,22 +16,6 @@ async function withFiles(fn: (dir: string, secretFile: string) => Promise<void>)
     await withSecretFile(SECRET, (secretFile) => fn(dir, secretFile));
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Starts a server on `store` with `flags`, runs `fn`, then stops it with SIGTERM: exit 0. */
-async function run(
-  store: string,
-  flags: string[],
-  fn: (client: ApiClient) => Promise<void>,
-): Promise<void> {
-  const server = await ServerProcess.start(store, flags);
-  try {
-    await fn(new ApiClient(await server.url()));
-    const { status, stderr } = await server.stop("SIGTERM");
-    assert.equal(status.code, 0, `a clean stop exits 0:\n${stderr}`);
-  } finally {
-    await server.stop("SIGKILL");
   }
 }
 

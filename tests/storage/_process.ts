@@ -2,6 +2,9 @@
  * Parley as a real child process (`deno run main.ts`), for the tests that kill or restart it:
  * durability is about what survives the process, so the process must really go away.
  */
+import assert from "node:assert/strict";
+import { ApiClient } from "../_server.ts";
+
 /** The repository root, the cwd of every spawned server. */
 export const ROOT: URL = new URL("../../", import.meta.url);
 
@@ -142,4 +145,24 @@ export async function startFailure(
   const { status, stderr } = await server.exit();
   const lines = stderr.split("\n").filter((line) => line.trim() !== "");
   return { code: status.code, lines, stderr };
+}
+
+/**
+ * Starts a server on `store` with `flags`, runs `fn` with a client of it, then stops it with
+ * SIGTERM and checks it was a clean stop (exit 0, the shutdown lines); kills it if anything failed.
+ */
+export async function runUntilSigterm(
+  store: string,
+  flags: string[],
+  fn: (client: ApiClient) => Promise<void>,
+): Promise<void> {
+  const server = await ServerProcess.start(store, flags);
+  try {
+    await fn(new ApiClient(await server.url()));
+    const { status, stderr } = await server.stop("SIGTERM");
+    assert.equal(status.code, 0, `a clean stop exits 0:\n${stderr}`);
+    assert.match(stderr, /shutting down signal="SIGTERM"[\s\S]*stopped/);
+  } finally {
+    await server.stop("SIGKILL");
+  }
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { ApiClient } from "../_server.ts";
-import { ServerProcess, startFailure } from "./_process.ts";
+import { runUntilSigterm as run, ServerProcess, startFailure } from "./_process.ts";
 
 interface WireEvent {
   id: number;
@@ -21,23 +21,6 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
     await fn(dir);
   } finally {
     await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** Starts a server on `store`, runs `fn` with a client, then stops it with SIGTERM: exit 0. */
-async function run(
-  store: string,
-  flags: string[],
-  fn: (client: ApiClient) => Promise<void>,
-): Promise<void> {
-  const server = await ServerProcess.start(store, flags);
-  try {
-    await fn(new ApiClient(await server.url()));
-    const { status, stderr } = await server.stop("SIGTERM");
-    assert.equal(status.code, 0, `a clean stop exits 0:\n${stderr}`);
-    assert.match(stderr, /shutting down signal="SIGTERM"[\s\S]*stopped/);
-  } finally {
-    await server.stop("SIGKILL");
   }
 }
 
