@@ -442,8 +442,9 @@ export class ChatStore {
     // Events heard while a read is on its way (a remote backend) may be missing from it: the
     // waiter then checks once more after it is registered, so no wake-up falls between the two.
     const heard = this.#heard;
-    return maybeThen(this.#call(() => this.#state.lastId()), (lastId) => {
-      const cursor = cursorText === null ? lastId : parseCursor(cursorText, lastId);
+    const asked = cursorText === null ? 0 : cursorNumber(cursorText);
+    return maybeThen(this.#call(() => this.#state.lastId(asked)), (lastId) => {
+      const cursor = cursorText === null ? lastId : cursorAtMost(asked, lastId);
       const ranges = rangesOf(session, cursor);
       const key = groupKey(cursor, ranges);
       // Polls from the same cursor over the same rooms, since the last event: the same answer.
@@ -831,7 +832,8 @@ function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
   return ranges;
 }
 
-function parseCursor(text: string, lastId: number): number {
+/** A cursor's number; 400 invalid_cursor for text no server gives. */
+function cursorNumber(text: string): number {
   if (!/^\d{1,15}$/.test(text)) {
     throw new HttpError(
       STATUS.BadRequest,
@@ -839,7 +841,11 @@ function parseCursor(text: string, lastId: number): number {
       "The cursor is not one this server gave",
     );
   }
-  const cursor = Number(text);
+  return Number(text);
+}
+
+/** A cursor no later than the last event; 400 invalid_cursor for one from the future. */
+function cursorAtMost(cursor: number, lastId: number): number {
   if (cursor > lastId) {
     throw new HttpError(
       STATUS.BadRequest,

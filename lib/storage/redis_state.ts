@@ -21,6 +21,7 @@ import {
   type BackendHealth,
   type DirectResult,
   type JoinResult,
+  type MaybePromise,
   type MembersPage,
   type NewBan,
   type NewSession,
@@ -73,6 +74,10 @@ export class RedisState implements SharedState {
   #history: number;
   #listener: StateListener | null = null;
   #loading: Promise<void> | null = null;
+  /** The highest event id heard of (pub/sub, or read), a lower bound of Redis's own. */
+  #heardLastId = 0;
+  /** The subscription is up: what it tells is current. */
+  #subscribed = false;
   /**
    * Sessions by token as Redis last answered them: requests that only need the session's id skip
    * a round trip for a while (every function checks the session is alive anyway).
@@ -88,12 +93,22 @@ export class RedisState implements SharedState {
       channels: [`${options.prefix}:events`],
       onMessage: (_channel, message) => this.#onMessage(message),
       // Whatever was published while the subscription was away is in the streams: re-read.
-      onSubscribed: () => this.#listener?.resync(),
+      onSubscribed: () => {
+        // From here on pub/sub tells every event; what came before, one read of the order says.
+        this.#client.command("GET", `${options.prefix}:seq`).then((value) => {
+          this.#heard(Number(value ?? 0));
+          this.#subscribed = true;
+        }, () => {});
+        this.#listener?.resync();
+      },
     });
     this.#client.on(
       "down",
       (error) => this.#listener?.health({ ok: false, reason: error.message }),
     );
+    this.#subscriber.on("down", () => {
+      this.#subscribed = false;
+    });
     this.#client.on("up", () => {
       this.#listener?.health({ ok: true });
       this.#listener?.resync();
@@ -110,6 +125,7 @@ export class RedisState implements SharedState {
       await state.#client.connect();
       await state.#load();
       await state.#subscriber.connect();
+      await state.lastId(Infinity);
     } catch (error) {
       await state.close();
       throw error;
@@ -121,8 +137,21 @@ export class RedisState implements SharedState {
     this.#listener = listener;
   }
 
-  async lastId(): Promise<number> {
-    return Number(await this.#client.command("GET", `${this.#prefix}:seq`) ?? 0);
+  lastId(atLeast?: number): MaybePromise<number> {
+    // For a poll, what pub/sub told is enough unless its cursor claims more (given by a faster
+    // instance); asked without a cursor, Redis says.
+    if (atLeast !== undefined && this.#heardLastId >= atLeast && this.#subscribed) {
+      return this.#heardLastId;
+    }
+    return this.#client.command("GET", `${this.#prefix}:seq`).then((value) => {
+      const id = Number(value ?? 0);
+      this.#heard(id);
+      return id;
+    });
+  }
+
+  #heard(id: number): void {
+    if (id > this.#heardLastId) this.#heardLastId = id;
   }
 
   async counts(): Promise<{ sessions: number; rooms: number }> {
@@ -429,6 +458,8 @@ export class RedisState implements SharedState {
       for (let i = 0; i < flat.length; i += 2) {
         list.push(eventOf(flat[i] as Record<string, unknown>, flat[i + 1] as string | null, null));
       }
+      const last = list.at(-1);
+      if (last !== undefined) this.#heard(last.id);
       if (list.length > 0) listener.events(list);
     } else if (message.startsWith("N")) {
       listener.notice(JSON.parse(message.slice(1)) as Notice);

@@ -178,8 +178,13 @@ export interface SharedState {
   readonly kind: string;
   /** Registers the one listener (the chat store); events committed from now on reach it. */
   listen(listener: StateListener): void;
-  /** Highest event id assigned so far: the cursor of "now". */
-  lastId(): MaybePromise<number>;
+  /**
+   * Highest event id assigned so far: the cursor of "now". With `atLeast` (a poll's cursor, 0 for
+   * none) a backend may answer what it last heard, a little behind other instances, but never
+   * less than `atLeast` when the true value is at least that: a cursor another instance gave is
+   * never taken for one from the future.
+   */
+  lastId(atLeast?: number): MaybePromise<number>;
   /** Sessions and public rooms, for the gauges. */
   counts(): MaybePromise<{ sessions: number; rooms: number }>;
 

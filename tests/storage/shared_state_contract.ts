@@ -123,6 +123,30 @@ export function runSharedStateContract(
   });
 
   test(
+    "lastId(atLeast) may lag behind, but never below a cursor the order reached",
+    {},
+    async (t) => {
+      const alice = await t.session("alice");
+      await t.state.join(alice.id, "lobby", T0);
+      for (let i = 0; i < 5; i++) {
+        await t.state.send(
+          alice.id,
+          "lobby",
+          `m${i}`,
+          undefined,
+          T0,
+          OFF,
+        );
+      }
+      const last = await t.state.lastId();
+      assert.equal(last, 6);
+      assert.equal(await t.state.lastId(last), last, "a cursor at the last event is never refused");
+      const heard = await t.state.lastId(0);
+      assert.ok(heard >= 0 && heard <= last, `lastId(0) = ${heard}`);
+    },
+  );
+
+  test(
     "events of every room and session get one total order, heard once each and in order",
     {},
     async (t) => {
