@@ -319,6 +319,15 @@ export class RequestParser {
     }
   }
 
+  /**
+   * Nothing begun, held, queued or failed: the parser is as good as new, so it may serve another
+   * connection (a connection between requests need not keep one).
+   */
+  get fresh(): boolean {
+    return this.#state === ST_HEAD && this.#headers === null && this.#ownEnd === this.#ownStart &&
+      this.#stepCount === this.#stepIndex && !this.#held && this.#scanned === 0;
+  }
+
   /** Bytes held unparsed (an unfinished line); parsed body bytes do not count. */
   get buffered(): number {
     return this.#ownEnd - this.#ownStart;
