@@ -1,4 +1,5 @@
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
+import { type OutputArena, releaseOutput } from "../net/output_arena.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { type ParsedRequest, type ParserLimits, RequestParser, trimOws } from "./parser.ts";
 import { errorResponse, serializeResponse } from "./response.ts";
@@ -52,6 +53,8 @@ export interface HttpConnectionContext {
    * request arrives, so a waiting poll holds none.
    */
   parsers?: RequestParser[];
+  /** Where answers to single requests are serialized (shared answers never are). */
+  arena?: OutputArena;
   /** Called once when a connection has closed (the server stops tracking it). */
   closed?(http: HttpConnection): void;
   /** Counts a written response. */
@@ -236,7 +239,11 @@ export class HttpConnection implements ConnectionHandler {
   /** The socket is gone: release waiting handlers at once. */
   onClose(): void {
     this.#closing = true;
-    for (const slot of this.#pending) slot.abort();
+    for (const slot of this.#pending) {
+      slot.abort();
+      // Answered, waiting for an earlier answer, never to be written.
+      if (slot.bytes !== null) releaseOutput(slot.bytes);
+    }
     this.#pending = [];
     this.#held = null;
     this.#parser = null;
@@ -457,6 +464,7 @@ export class HttpConnection implements ConnectionHandler {
       head: slot.method === "HEAD",
       now: ctx.now(),
       fixedHeaders: ctx.fixedHeaders,
+      ...(ctx.arena ? { arena: ctx.arena } : {}),
     });
     ctx.count(res.status);
     this.#flush();
@@ -470,7 +478,10 @@ export class HttpConnection implements ConnectionHandler {
       this.conn.write(slot.bytes!);
       if (slot.close) {
         this.#closing = true;
-        for (const rest of pending) rest.abort();
+        for (const rest of pending) {
+          rest.abort();
+          if (rest.bytes !== null) releaseOutput(rest.bytes);
+        }
         this.#pending = [];
         this.#held = null;
         this.conn.end();

@@ -1,5 +1,6 @@
 import { Connection } from "../net/connection.ts";
 import { Listener } from "../net/listener.ts";
+import { OutputArena } from "../net/output_arena.ts";
 import { type Selectable, Selector } from "../net/selector.ts";
 import { listenTls, type TlsCertificate } from "../net/tls.ts";
 import { HttpError, STATUS } from "./errors.ts";
@@ -108,6 +109,7 @@ export class HttpServer {
       settled: (value: unknown, req: RequestSummary) => this.#check(value, req),
       failed: (error: unknown, req: RequestSummary) => this.#fail(error, req),
       parsers: [] as RequestParser[],
+      arena: new OutputArena(),
       closed: (http: HttpConnection) => this.#connections.delete(http),
       count: (status: number) => this.#stats.responses[Math.floor(status / 100)]!++,
       draining: () => this.#draining,

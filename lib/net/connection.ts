@@ -1,4 +1,5 @@
 import { BufferPool } from "./buffer_pool.ts";
+import { releaseOutput } from "./output_arena.ts";
 import type { Selectable, Selector } from "./selector.ts";
 
 /** What a connection reports to the protocol layer above it. */
@@ -233,9 +234,15 @@ export class Connection implements Selectable {
     this.#bufSize = this.#options.initialBuffer;
   }
 
-  /** Queues bytes; the single writer coalesces everything queued into one write. */
+  /**
+   * Queues bytes; the single writer coalesces everything queued into one write. Bytes from an
+   * output arena are released to it once written or dropped: the caller must not touch them again.
+   */
   write(bytes: Uint8Array): void {
-    if (this.#closed || this.#ending) return;
+    if (this.#closed || this.#ending) {
+      releaseOutput(bytes);
+      return;
+    }
     if (this.#queue === null) this.#queue = [bytes];
     else this.#queue.push(bytes);
     this.#queued += bytes.byteLength;
@@ -293,10 +300,11 @@ export class Connection implements Selectable {
     }
     // A read still pending gives the buffer back when it settles (closing ends it).
     if (!this.#reading) this.#release();
+    // Queued output is dropped; a chunk inside a write is released when that write settles.
+    for (const part of this.#queue ?? []) releaseOutput(part);
     this.#queue = null;
     this.#queued = 0;
     this.#unsent = 0;
-    this.#chunk = EMPTY;
     this.#resolveDrained();
     this.handler?.onClose();
     const listener = this.#closeListener;
@@ -473,8 +481,11 @@ export class Connection implements Selectable {
   }
 
   #wrote(result: unknown): void {
-    if (this.#closed) return;
-    if (typeof result !== "number") {
+    // The chunk's write settled: no write reads it any more.
+    if (this.#closed || typeof result !== "number") {
+      releaseOutput(this.#chunk);
+      this.#chunk = EMPTY;
+      if (this.#closed) return;
       this.#writing = false;
       this.close();
       return;
@@ -486,7 +497,11 @@ export class Connection implements Selectable {
       this.#over = false;
       this.handler?.onDrain?.();
       this.#wake();
-      if (this.#closed) return;
+      if (this.#closed) {
+        releaseOutput(this.#chunk);
+        this.#chunk = EMPTY;
+        return;
+      }
     }
     const chunk = this.#chunk;
     if (this.#chunkOff < chunk.byteLength) {
@@ -494,6 +509,7 @@ export class Connection implements Selectable {
       return;
     }
     this.#chunk = EMPTY;
+    releaseOutput(chunk);
     this.#flush();
   }
 
@@ -515,6 +531,7 @@ export class Connection implements Selectable {
     for (const part of queue) {
       out.set(part, off);
       off += part.byteLength;
+      releaseOutput(part);
     }
     return out;
   }

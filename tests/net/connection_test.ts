@@ -5,6 +5,7 @@ import {
   type ConnectionOptions,
   HELD_READ,
 } from "../../lib/net/connection.ts";
+import { OutputArena } from "../../lib/net/output_arena.ts";
 import { Selector } from "../../lib/net/selector.ts";
 import { makePki, type TestPki, tlsTest } from "../_tls.ts";
 import {
@@ -654,5 +655,33 @@ Deno.test("connections of one options object share pooled read buffers and give 
   } finally {
     await a.done();
     await b.done();
+  }
+});
+
+Deno.test("connection releases arena output once the socket took it, and queued output when closed", async () => {
+  const arena = new OutputArena();
+  const { conn, client, done } = await setup();
+  try {
+    const views = Array.from({ length: 8 }, (_, i) => arena.alloc(8192).fill(65 + i));
+    for (const view of views) conn.write(view);
+    // The next answer starts another chunk; the first is reused once all eight are written.
+    arena.alloc(8192);
+    assert.equal(arena.freeChunks, 0);
+    const received = readExactly(client, 8 * 8192);
+    await conn.drained();
+    assert.equal(arena.freeChunks, 1);
+    const bytes = await received;
+    assert.equal(bytes[0], 65);
+    assert.equal(bytes[8 * 8192 - 1], 72);
+    // Queued and never written: released by close().
+    const later = new OutputArena();
+    const queued = Array.from({ length: 8 }, () => later.alloc(8192));
+    for (const view of queued) conn.write(view);
+    later.alloc(8192);
+    conn.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(later.freeChunks, 1);
+  } finally {
+    await done();
   }
 });
