@@ -1,9 +1,16 @@
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
+import { type OutputArena, releaseOutput } from "../net/output_arena.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { type ParsedRequest, type ParserLimits, RequestParser, trimOws } from "./parser.ts";
 import { errorResponse, serializeResponse } from "./response.ts";
 import { RawQuery } from "./query.ts";
 import type { Abortable, HttpRequest, HttpResponse } from "./types.ts";
+
+/** What an error report names of a request, which may be gone by then (a waiting poll's). */
+export type RequestSummary = Pick<HttpRequest, "method" | "path">;
+
+/** Free parsers kept for reuse at most: enough for a burst of requests starting at once. */
+const MAX_SPARE_PARSERS = 64;
 
 /** Timeouts of a connection, in milliseconds. */
 export interface HttpTimeouts {
@@ -31,8 +38,25 @@ export interface HttpConnectionContext {
   /** The header lines every response carries (`fixedHeaderBlock` of response.ts). */
   fixedHeaders: string;
   now(): number;
-  /** Answers a request; must not throw (errors are turned into responses before this). */
-  respond(req: HttpRequest): HttpResponse | Promise<HttpResponse>;
+  /**
+   * Answers a request: a response, or a handler's promise that the connection finishes with
+   * `settled` or `failed`, so a waiting answer costs one promise reaction and keeps only what its
+   * place in the pipeline needs, not the request. Must not throw.
+   */
+  respond(req: HttpRequest): HttpResponse | Promise<unknown>;
+  /** The response for what a handler's promise fulfilled with (something else is a bug: 500). */
+  settled(value: unknown, req: RequestSummary): HttpResponse;
+  /** The response for what a handler's promise rejected with. */
+  failed(error: unknown, req: RequestSummary): HttpResponse;
+  /**
+   * Idle parsers shared by the connections of this context: a connection holds one only while a
+   * request arrives, so a waiting poll holds none.
+   */
+  parsers?: RequestParser[];
+  /** Where answers to single requests are serialized (shared answers never are). */
+  arena?: OutputArena;
+  /** Called once when a connection has closed (the server stops tracking it). */
+  closed?(http: HttpConnection): void;
   /** Counts a written response. */
   count(status: number): void;
   /** True while the server shuts down: every response closes its connection. */
@@ -41,15 +65,78 @@ export interface HttpConnectionContext {
   onWriteTimeout?(): void;
 }
 
-interface Slot {
-  method: string;
-  version: "HTTP/1.0" | "HTTP/1.1";
-  /** The request while its handler may still be waiting; null once answered. */
-  abort: IncomingRequest | null;
-  bytes: Uint8Array | null;
+/**
+ * A request's place in the pipeline, and the abort signal its handler may wait on: all of the
+ * request that a waiting handler keeps alive (the request itself, headers and all, is not).
+ */
+class Slot implements Abortable, RequestSummary {
+  readonly method: string;
+  readonly path: string;
+  readonly version: "HTTP/1.0" | "HTTP/1.1";
+  /** The serialized response, once answered. */
+  bytes: Uint8Array | null = null;
   close: boolean;
   /** Not a safe method: nothing after it starts before its handler answered. */
-  unsafe: boolean;
+  readonly unsafe: boolean;
+  #aborted = false;
+  /** Who hears the abort: one waiting handler, usually. */
+  #listener: (() => void) | null = null;
+  #more: (() => void)[] | null = null;
+  #controller: AbortController | null = null;
+
+  constructor(
+    method: string,
+    path: string,
+    version: "HTTP/1.0" | "HTTP/1.1",
+    close: boolean,
+    unsafe: boolean,
+  ) {
+    this.method = method;
+    this.path = path;
+    this.version = version;
+    this.close = close;
+    this.unsafe = unsafe;
+  }
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    if (this.#aborted) return;
+    if (this.#listener === null) this.#listener = listener;
+    else (this.#more ??= []).push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    if (this.#listener === listener) {
+      this.#listener = this.#more?.shift() ?? null;
+      return;
+    }
+    const at = this.#more?.indexOf(listener) ?? -1;
+    if (at >= 0) this.#more!.splice(at, 1);
+  }
+
+  /** An AbortSignal made on first use, for handlers that pass it on (fetch, streams). */
+  get signal(): AbortSignal {
+    if (this.#controller === null) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort();
+    }
+    return this.#controller.signal;
+  }
+
+  /** The client went away before the answer was written; only while its handler has not answered. */
+  abort(): void {
+    if (this.#aborted || this.bytes !== null) return;
+    this.#aborted = true;
+    this.#controller?.abort();
+    const listener = this.#listener;
+    const more = this.#more;
+    this.#listener = this.#more = null;
+    listener?.();
+    for (const other of more ?? []) other();
+  }
 }
 
 const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
@@ -67,7 +154,8 @@ const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 export class HttpConnection implements ConnectionHandler {
   readonly conn: Connection;
   #ctx: HttpConnectionContext;
-  #parser: RequestParser;
+  /** Held while a request arrives or parsed ones wait; given back to the context when idle. */
+  #parser: RequestParser | null;
   /** Dispatched requests whose responses are not yet written, in request order. */
   #pending: Slot[] = [];
   /** Dispatched requests whose handlers have not answered. */
@@ -95,7 +183,7 @@ export class HttpConnection implements ConnectionHandler {
   constructor(conn: Connection, ctx: HttpConnectionContext) {
     this.conn = conn;
     this.#ctx = ctx;
-    this.#parser = new RequestParser(ctx.limits);
+    this.#parser = null;
     this.#requestStart = ctx.now();
     this.#idleSince = this.#requestStart;
   }
@@ -107,24 +195,35 @@ export class HttpConnection implements ConnectionHandler {
 
   /** Requests parsed and not yet dispatched (bounded by the parser's queue and one held). */
   get parsedAhead(): number {
-    return this.#parser.pending + (this.#held === null ? 0 : 1);
+    return (this.#parser?.pending ?? 0) + (this.#held === null ? 0 : 1);
   }
 
   /** Bytes received and not yet parsed. */
   get unparsedBytes(): number {
-    return this.#parser.buffered;
+    return this.#parser?.buffered ?? 0;
   }
 
   /** Bytes the parser has allocated for unparsed input. */
   get parserCapacity(): number {
-    return this.#parser.capacity;
+    return this.#parser?.capacity ?? 0;
   }
 
   /** Bytes of a request arrived. */
   onData(bytes: Uint8Array): void {
     if (this.#closing) return;
+    this.#parser ??= this.#ctx.parsers?.pop() ?? new RequestParser(this.#ctx.limits);
     this.#parser.push(bytes);
     this.#drive();
+  }
+
+  /** Where parsing stands: no parser held is an idle one. */
+  #phase(): "idle" | "head" | "body" {
+    return this.#parser?.phase ?? "idle";
+  }
+
+  /** Parsed requests the parser still holds. */
+  #parsedPending(): number {
+    return this.#parser?.pending ?? 0;
   }
 
   /**
@@ -133,16 +232,22 @@ export class HttpConnection implements ConnectionHandler {
    */
   onEnd(): void {
     this.#eof = true;
-    for (const slot of this.#pending) slot.abort?.abort();
+    for (const slot of this.#pending) slot.abort();
     this.#drive();
   }
 
   /** The socket is gone: release waiting handlers at once. */
   onClose(): void {
     this.#closing = true;
-    for (const slot of this.#pending) slot.abort?.abort();
+    for (const slot of this.#pending) {
+      slot.abort();
+      // Answered, waiting for an earlier answer, never to be written.
+      if (slot.bytes !== null) releaseOutput(slot.bytes);
+    }
     this.#pending = [];
     this.#held = null;
+    this.#parser = null;
+    this.#ctx.closed?.(this);
   }
 
   /** Unsent output fell back to the high-water mark: answering may go on. */
@@ -173,11 +278,11 @@ export class HttpConnection implements ConnectionHandler {
     // The others time the client, not us: not while we hold its requests or output.
     if (
       this.#closing || this.#eof || this.#pending.length > 0 || this.#held !== null ||
-      this.#parser.pending > 0 || conn.needsDrain
+      this.#parsedPending() > 0 || conn.needsDrain
     ) {
       return;
     }
-    if (this.#parser.phase === "body" && this.#bodyStart !== null) {
+    if (this.#phase() === "body" && this.#bodyStart !== null) {
       if (now - this.#bodyStart >= t.body) this.#timeout("The request body did not arrive in time");
     } else if (this.#requestStart !== null) {
       if (now - this.#requestStart >= t.header) {
@@ -192,8 +297,8 @@ export class HttpConnection implements ConnectionHandler {
   /** Shutdown: idle connections close now, busy ones after their current responses. */
   drain(): void {
     if (
-      this.#pending.length === 0 && this.#held === null && this.#parser.phase === "idle" &&
-      this.#parser.pending === 0
+      this.#pending.length === 0 && this.#held === null && this.#phase() === "idle" &&
+      this.#parsedPending() === 0
     ) {
       this.#closing = true;
       this.conn.end();
@@ -208,15 +313,8 @@ export class HttpConnection implements ConnectionHandler {
   #fail(error: HttpError): void {
     this.#closing = true;
     this.#held = null;
-    const slot: Slot = {
-      method: "GET",
-      version: "HTTP/1.1",
-      abort: null,
-      bytes: null,
-      close: true,
-      unsafe: false,
-    };
-    this.#pending.push(slot);
+    const slot = new Slot("GET", "", "HTTP/1.1", true, false);
+    this.#enqueue(slot);
     this.#fill(slot, errorResponse(error));
   }
 
@@ -235,7 +333,12 @@ export class HttpConnection implements ConnectionHandler {
         if (this.#pending.length >= ctx.maxPipeline || this.conn.needsDrain) break;
         let request = this.#held;
         if (request === null) {
-          const step = this.#parser.next();
+          const parser = this.#parser;
+          if (parser === null) {
+            starved = true;
+            break;
+          }
+          const step = parser.next();
           if (step.kind === "incomplete") {
             starved = true;
             break;
@@ -275,10 +378,17 @@ export class HttpConnection implements ConnectionHandler {
     const conn = this.conn;
     if (conn.closed) return;
     const parser = this.#parser;
-    if (parser.phase === "idle") {
+    const phase = this.#phase();
+    if (phase === "idle") {
       this.#requestStart = null;
       // The request is parsed: a read buffer grown for a large head goes back to its first size.
       conn.shrinkBuffer();
+      // Nothing begun or waiting in it: the parser goes back for the next request on any connection.
+      if (parser !== null && parser.fresh) {
+        this.#parser = null;
+        const spare = this.#ctx.parsers;
+        if (spare !== undefined && spare.length < MAX_SPARE_PARSERS) spare.push(parser);
+      }
     } else {
       this.#requestStart ??= this.#ctx.now();
     }
@@ -286,7 +396,7 @@ export class HttpConnection implements ConnectionHandler {
     if (starved && this.#eof) this.#closing = true;
     if (
       !this.#closing && this.#pending.length === 0 && this.#held === null &&
-      parser.phase === "idle" && parser.pending === 0 && this.#ctx.draining()
+      phase === "idle" && this.#parsedPending() === 0 && this.#ctx.draining()
     ) {
       this.#closing = true;
     }
@@ -311,24 +421,31 @@ export class HttpConnection implements ConnectionHandler {
     const ctx = this.#ctx;
     this.#requestStart = null;
     if (!parsed.keepAlive) this.#closing = true;
-    const req = new IncomingRequest(parsed, this.conn.remoteAddr, ctx.trustProxy);
-    // Half-closed: waiting handlers (polls) answer at once instead of holding up the rest.
-    if (this.#eof) req.abort();
     const unsafe = !_isSafe(parsed.method);
-    const slot: Slot = {
-      method: parsed.method,
-      version: parsed.version,
-      abort: req,
-      bytes: null,
-      close: !parsed.keepAlive,
-      unsafe,
-    };
-    this.#pending.push(slot);
+    const req = new IncomingRequest(parsed, this.conn.remoteAddr, ctx.trustProxy);
+    const slot = new Slot(parsed.method, req.path, parsed.version, !parsed.keepAlive, unsafe);
+    req.slot = slot;
+    // Half-closed: waiting handlers (polls) answer at once instead of holding up the rest.
+    if (this.#eof) slot.abort();
+    this.#enqueue(slot);
     this.#unanswered++;
     if (unsafe) this.#unsafeRunning = true;
     const result = ctx.respond(req);
-    if (result instanceof Promise) result.then((res) => this.#answered(slot, res));
-    else this.#answered(slot, result);
+    if (result instanceof Promise) {
+      // The callbacks keep the slot, never the request: a waiting poll holds no headers.
+      result.then(
+        (value) => this.#answered(slot, ctx.settled(value, slot)),
+        (error) => this.#answered(slot, ctx.failed(error, slot)),
+      );
+    } else {
+      this.#answered(slot, result);
+    }
+  }
+
+  /** Adds a slot at the end of the pipeline; the usual single one in an array of its size. */
+  #enqueue(slot: Slot): void {
+    if (this.#pending.length === 0) this.#pending = [slot];
+    else this.#pending.push(slot);
   }
 
   #answered(slot: Slot, res: HttpResponse): void {
@@ -347,9 +464,9 @@ export class HttpConnection implements ConnectionHandler {
       head: slot.method === "HEAD",
       now: ctx.now(),
       fixedHeaders: ctx.fixedHeaders,
+      ...(ctx.arena ? { arena: ctx.arena } : {}),
     });
     ctx.count(res.status);
-    slot.abort = null;
     this.#flush();
   }
 
@@ -361,7 +478,10 @@ export class HttpConnection implements ConnectionHandler {
       this.conn.write(slot.bytes!);
       if (slot.close) {
         this.#closing = true;
-        for (const rest of pending) rest.abort?.abort();
+        for (const rest of pending) {
+          rest.abort();
+          if (rest.bytes !== null) releaseOutput(rest.bytes);
+        }
         this.#pending = [];
         this.#held = null;
         this.conn.end();
@@ -387,9 +507,10 @@ function _isSafe(method: string): boolean {
 
 /**
  * A request with the parts most handlers never touch made on first use: the query parameters
- * and the abort signal (an AbortController per request is measurable at this layer's rates).
+ * and the abort signal (its slot's: an AbortController per request is measurable at this layer's
+ * rates).
  */
-class IncomingRequest implements HttpRequest, Abortable {
+class IncomingRequest implements HttpRequest {
   readonly method: string;
   readonly target: string;
   readonly path: string;
@@ -397,12 +518,10 @@ class IncomingRequest implements HttpRequest, Abortable {
   readonly headers: ReadonlyMap<string, string>;
   readonly body: Uint8Array;
   readonly remoteAddr: string;
+  /** Its place in the pipeline, which aborts when the client goes away; set before dispatch. */
+  slot: Slot | null = null;
   #rawQuery: string;
   #query: RawQuery | null = null;
-  #controller: AbortController | null = null;
-  #aborted = false;
-  /** Who `abortable` tells when the client goes away: one waiting handler, usually. */
-  #listeners: (() => void)[] | null = null;
 
   constructor(parsed: ParsedRequest, peer: string, trustProxy: boolean) {
     const target = parsed.target;
@@ -448,39 +567,10 @@ class IncomingRequest implements HttpRequest, Abortable {
   }
 
   get abortable(): Abortable {
-    return this;
-  }
-
-  get aborted(): boolean {
-    return this.#aborted;
-  }
-
-  addEventListener(_type: "abort", listener: () => void): void {
-    if (this.#aborted) return;
-    (this.#listeners ??= []).push(listener);
-  }
-
-  removeEventListener(_type: "abort", listener: () => void): void {
-    const listeners = this.#listeners;
-    const at = listeners?.indexOf(listener) ?? -1;
-    if (at >= 0) listeners!.splice(at, 1);
+    return this.slot!;
   }
 
   get signal(): AbortSignal {
-    if (!this.#controller) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort();
-    }
-    return this.#controller.signal;
-  }
-
-  /** The client went away before the answer was written. */
-  abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#controller?.abort();
-    const listeners = this.#listeners;
-    this.#listeners = null;
-    for (const listener of listeners ?? []) listener();
+    return this.slot!.signal;
   }
 }

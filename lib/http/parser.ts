@@ -215,6 +215,8 @@ export class RequestParser {
   #target = "";
   #version: RequestHead["version"] = "HTTP/1.1";
   #headers: Map<string, string> | null = null;
+  /** Bit i set: a field named KNOWN_NAMES[i] is in #headers (skips Map lookups for the rest). */
+  #seenKnown = 0;
   #hostCount = 0;
   // Header strings are cut from one decode of the bytes they span, made when the head ends or
   // the buffer runs out; decoding each name and value apart costs several times more.
@@ -317,6 +319,15 @@ export class RequestParser {
       default:
         return "body";
     }
+  }
+
+  /**
+   * Nothing begun, held, queued or failed: the parser is as good as new, so it may serve another
+   * connection (a connection between requests need not keep one).
+   */
+  get fresh(): boolean {
+    return this.#state === ST_HEAD && this.#headers === null && this.#ownEnd === this.#ownStart &&
+      this.#stepCount === this.#stepIndex && !this.#held && this.#scanned === 0;
   }
 
   /** Bytes held unparsed (an unfinished line); parsed body bytes do not count. */
@@ -513,6 +524,7 @@ export class RequestParser {
     this.#targetStart = this.#pendFrom = ts;
     this.#targetEnd = this.#pendTo = te;
     this.#headers = new Map();
+    this.#seenKnown = 0;
     this.#headBytes = le + 1 - ls;
     this.#scanned = 0;
     return le + 1;
@@ -657,13 +669,20 @@ export class RequestParser {
     const headers = this.#headers!;
     for (let k = 0; k < this.#spanCount; k += 5) {
       const known = spans[k + 4]!;
-      const name = known >= 0
-        ? KNOWN_NAMES[known]!
-        : known === NAME_LOWER
+      const value = text.slice(spans[k + 2]! - from, spans[k + 3]! - from);
+      if (known >= 0) {
+        const name = KNOWN_NAMES[known]!;
+        const bit = 1 << known;
+        if ((this.#seenKnown & bit) === 0) {
+          this.#seenKnown |= bit;
+          headers.set(name, value);
+        } else headers.set(name, `${headers.get(name)}, ${value}`);
+        continue;
+      }
+      const name = known === NAME_LOWER
         ? text.slice(spans[k]! - from, spans[k + 1]! - from)
         // Names were checked to be tchar (ASCII) byte by byte, so this is ASCII lower-casing.
         : text.slice(spans[k]! - from, spans[k + 1]! - from).toLowerCase();
-      const value = text.slice(spans[k + 2]! - from, spans[k + 3]! - from);
       const previous = headers.get(name);
       headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
     }
@@ -690,8 +709,13 @@ export class RequestParser {
 
     let bodyKind: RequestHead["bodyKind"] = "none";
     let contentLength = 0;
-    const transferEncoding = headers.get("transfer-encoding");
-    const contentLengthField = headers.get("content-length");
+    const seen = this.#seenKnown;
+    const transferEncoding = seen & TRANSFER_ENCODING_BIT
+      ? headers.get("transfer-encoding")
+      : undefined;
+    const contentLengthField = seen & CONTENT_LENGTH_BIT
+      ? headers.get("content-length")
+      : undefined;
     if (transferEncoding !== undefined) {
       // RFC 9112 §6.1: an HTTP/1.0 request with Transfer-Encoding has faulty framing.
       if (!http11) {
@@ -725,8 +749,8 @@ export class RequestParser {
       contentLength = length;
     }
 
-    const connection = headers.get("connection");
-    const expect = http11 ? headers.get("expect") : undefined;
+    const connection = seen & CONNECTION_BIT ? headers.get("connection") : undefined;
+    const expect = http11 && seen & EXPECT_BIT ? headers.get("expect") : undefined;
     const request: ParsedRequest = {
       method: this.#method,
       target: this.#target,
@@ -1036,7 +1060,13 @@ const KNOWN_NAMES: readonly string[] = [
   "sec-fetch-mode",
   "sec-fetch-dest",
 ];
+// #seenKnown holds one bit per known name.
+if (KNOWN_NAMES.length > 31) throw new RangeError("KNOWN_NAMES must fit the bits of an int32");
 const HOST_INDEX = 0;
+const CONNECTION_BIT = 1 << KNOWN_NAMES.indexOf("connection");
+const CONTENT_LENGTH_BIT = 1 << KNOWN_NAMES.indexOf("content-length");
+const TRANSFER_ENCODING_BIT = 1 << KNOWN_NAMES.indexOf("transfer-encoding");
+const EXPECT_BIT = 1 << KNOWN_NAMES.indexOf("expect");
 /** _knownName of a name that is not known: already lower-case, or not. */
 const NAME_LOWER = -1;
 const NAME_MIXED = -2;

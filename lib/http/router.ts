@@ -15,6 +15,8 @@ interface Route {
  */
 export class Router {
   #routes: Route[] = [];
+  /** Routes by segment count, in the order added: a request is matched against its own count only. */
+  #bySegments: Route[][] = [];
 
   /** Adds a handler for `method` on `pattern`; `:name` segments capture parameters. */
   add(method: string, pattern: string, handler: Handler): this {
@@ -30,6 +32,7 @@ export class Router {
     if (!route) {
       route = { segments, names, methods: new Map() };
       this.#routes.push(route);
+      (this.#bySegments[segments.length] ??= []).push(route);
     }
     if (route.methods.has(method)) {
       throw new TypeError(`Cannot add route: ${method} ${pattern} exists`);
@@ -55,11 +58,13 @@ export class Router {
 
   /** Answers a request with its route's handler; throws HttpError 404/405/400. */
   handle(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
-    const parts = req.path.split("/").slice(1);
+    // parts[0] is what precedes the first "/" (empty): segment i is parts[i + 1].
+    const parts = req.path.split("/");
+    const routes = this.#bySegments[parts.length - 1] ?? [];
     // Routes of the same shape can share a path (`/things/:id`, `/things/new`): 405 only when
     // none of them has the method, with the methods of all of them in Allow.
     let allow: string[] | null = null;
-    for (const route of this.#routes) {
+    for (const route of routes) {
       const params = match(route, parts);
       if (!params) continue;
       const handler = route.methods.get(req.method) ??
@@ -81,14 +86,15 @@ export class Router {
   }
 }
 
+/** The params of `route` for the path split at "/" (`parts[0]` precedes the first "/"), or null. */
 function match(route: Route, parts: string[]): Params | null {
   const segments = route.segments;
-  if (segments.length !== parts.length) return null;
+  if (segments.length !== parts.length - 1) return null;
   let params: Params | null = null;
   let n = 0;
   for (let i = 0; i < segments.length; i++) {
     const literal = segments[i];
-    const part = parts[i]!;
+    const part = parts[i + 1]!;
     if (literal !== null) {
       if (literal !== part) return null;
       continue;

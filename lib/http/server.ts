@@ -1,10 +1,11 @@
 import { Connection } from "../net/connection.ts";
 import { Listener } from "../net/listener.ts";
+import { OutputArena } from "../net/output_arena.ts";
 import { type Selectable, Selector } from "../net/selector.ts";
 import { listenTls, type TlsCertificate } from "../net/tls.ts";
 import { HttpError, STATUS } from "./errors.ts";
-import { HttpConnection, type HttpTimeouts } from "./http_connection.ts";
-import { DEFAULT_LIMITS, type ParserLimits } from "./parser.ts";
+import { HttpConnection, type HttpTimeouts, type RequestSummary } from "./http_connection.ts";
+import { DEFAULT_LIMITS, type ParserLimits, type RequestParser } from "./parser.ts";
 import { errorResponse, fixedHeaderBlock, jsonResponse, serializeResponse } from "./response.ts";
 import type { HttpRequest, HttpResponse } from "./types.ts";
 
@@ -33,8 +34,11 @@ export interface HttpServerOptions {
   sweepInterval?: number;
   /** The clock for timeouts; tests inject one. */
   now?: () => number;
-  /** Called with errors handlers threw (they are answered with 500). */
-  onError?: (error: unknown, req: HttpRequest | null) => void;
+  /**
+   * Called with errors handlers threw (they are answered with 500), and what the request was (only
+   * method and path: a waiting handler's request is not kept for this).
+   */
+  onError?: (error: unknown, req: RequestSummary | null) => void;
   /** Called with every handler's final response and its time in milliseconds (access logs). */
   onResponse?: (req: HttpRequest, res: HttpResponse, ms: number) => void;
   /** Called with every failed accept (EMFILE, ...); accepting goes on until the server closes. */
@@ -102,6 +106,11 @@ export class HttpServer {
       fixedHeaders: fixedHeaderBlock(options.tls !== undefined),
       now,
       respond: (req: HttpRequest) => this.#respond(req),
+      settled: (value: unknown, req: RequestSummary) => this.#check(value, req),
+      failed: (error: unknown, req: RequestSummary) => this.#fail(error, req),
+      parsers: [] as RequestParser[],
+      arena: new OutputArena(),
+      closed: (http: HttpConnection) => this.#connections.delete(http),
       count: (status: number) => this.#stats.responses[Math.floor(status / 100)]!++,
       draining: () => this.#draining,
       onWriteTimeout: () => this.#stats.writeTimeouts++,
@@ -246,7 +255,6 @@ export class HttpServer {
     const http = new HttpConnection(conn, this.#ctx);
     conn.handler = http;
     this.#connections.add(http);
-    conn.onClosed(() => this.#connections.delete(http));
   }
 
   async #run(): Promise<void> {
@@ -264,38 +272,54 @@ export class HttpServer {
     }
   }
 
-  #respond(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+  /**
+   * A handler's response, or its promise as it is: the connection finishes that with `#check` and
+   * `#fail` (through the context), so a waiting answer is one promise reaction holding no request.
+   */
+  #respond(req: HttpRequest): HttpResponse | Promise<unknown> {
     const onResponse = this.#options.onResponse;
-    if (!onResponse) return this.#answer(req);
+    if (onResponse) return this.#logged(req, onResponse);
+    try {
+      const result = this.#handler(req);
+      return result instanceof Promise ? result : this.#check(result, req);
+    } catch (error) {
+      return this.#fail(error, req);
+    }
+  }
+
+  /** Answers with the time each took reported (debug logs): the request is kept until then. */
+  #logged(
+    req: HttpRequest,
+    onResponse: (req: HttpRequest, res: HttpResponse, ms: number) => void,
+  ): HttpResponse | Promise<HttpResponse> {
     const now = this.#ctx.now;
     const start = now();
     const report = (res: HttpResponse) => {
       onResponse(req, res, now() - start);
       return res;
     };
-    const answer = this.#answer(req);
-    return answer instanceof Promise ? answer.then(report) : report(answer);
-  }
-
-  #answer(req: HttpRequest): HttpResponse | Promise<HttpResponse> {
+    let result;
     try {
-      const result = this.#handler(req);
-      if (result instanceof Promise) {
-        return result.then((res) => this.#check(res, req), (error) => this.#fail(error, req));
-      }
-      return this.#check(result, req);
+      result = this.#handler(req);
     } catch (error) {
-      return this.#fail(error, req);
+      return report(this.#fail(error, req));
     }
+    if (result instanceof Promise) {
+      return result.then(
+        (res) => report(this.#check(res, req)),
+        (error) => report(this.#fail(error, req)),
+      );
+    }
+    return report(this.#check(result, req));
   }
 
   /** A handler that answers something other than a response is a bug: 500, never a crash. */
-  #check(res: HttpResponse, req: HttpRequest): HttpResponse {
-    if (typeof res?.status === "number") return res;
+  #check(res: unknown, req: RequestSummary): HttpResponse {
+    if (typeof (res as HttpResponse | null)?.status === "number") return res as HttpResponse;
     return this.#fail(new TypeError(`Handler answered ${String(res)} instead of a response`), req);
   }
 
-  #fail(error: unknown, req: HttpRequest): HttpResponse {
+  #fail(error: unknown, req: RequestSummary): HttpResponse {
     if (error instanceof HttpError) return errorResponse(error);
     this.#options.onError?.(error, req);
     return jsonResponse(STATUS.InternalServerError, {

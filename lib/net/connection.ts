@@ -1,3 +1,5 @@
+import { BufferPool } from "./buffer_pool.ts";
+import { releaseOutput } from "./output_arena.ts";
 import type { Selectable, Selector } from "./selector.ts";
 
 /** What a connection reports to the protocol layer above it. */
@@ -12,9 +14,17 @@ export interface ConnectionHandler {
   onDrain?(): void;
 }
 
-/** Tuning of a {@linkcode Connection}. */
+/**
+ * Tuning of a {@linkcode Connection}. Connections made with the same options object share what
+ * comes from it: the settings, and one pool of first-size read buffers (a listener passes one
+ * object for all its connections).
+ */
 export interface ConnectionOptions {
-  /** First read buffer size; it doubles while reads fill it. */
+  /**
+   * First read buffer size, and the size of the one every connection keeps while it waits (cut
+   * from slabs shared by connections of the same options); a larger one is used only while reads
+   * fill it, doubling each time.
+   */
   initialBuffer?: number;
   /** Largest read buffer. */
   maxBuffer?: number;
@@ -35,7 +45,7 @@ export interface ConnectionOptions {
 }
 
 const DEFAULTS = {
-  initialBuffer: 2048,
+  initialBuffer: 1024,
   maxBuffer: 16384,
   highWaterMark: 1 << 20,
   lingerMs: 2000,
@@ -43,19 +53,45 @@ const DEFAULTS = {
   onHandshakeError: () => {},
 } as const;
 
+/** Options with defaults filled in, and the buffer pool of their connections. */
+interface Settings extends Required<ConnectionOptions> {
+  pool: BufferPool;
+}
+
+/** Settings per options object, so connections of one listener share them and their pool. */
+const settingsOf = new WeakMap<ConnectionOptions, Settings>();
+
+function settings(options: ConnectionOptions): Settings {
+  let resolved = settingsOf.get(options);
+  if (resolved === undefined) {
+    const all = { ...DEFAULTS, ...options };
+    resolved = { ...all, pool: new BufferPool(all.initialBuffer) };
+    settingsOf.set(options, resolved);
+  }
+  return resolved;
+}
+
+const EMPTY = new Uint8Array(0);
+
 /**
- * Bytes the one read kept armed while paused may take: enough to see the peer's EOF (a client
- * that gave up) without taking more of its input than this while we do not want it.
+ * Bytes reads may take while paused, in all: enough to see the peer's EOF (a client that gave up)
+ * behind a little more input (a first-size buffer's worth), without taking more of its input
+ * than this while we do not want it.
  */
-const HELD_READ = 512;
+export const HELD_READ = 1024;
+
+/** The peer's EOF, read and not yet reported. */
+const EOF = Symbol("eof");
 
 /**
  * A socket with one pending read into its own buffer and a write queue flushed by a single
  * writer. Readiness goes through the selector; the protocol layer gets the bytes in `onData`.
  *
- * While paused (by `pause()` or by unsent output above the high-water mark) one small read stays
- * armed: its EOF is reported at once, its bytes are held until reading goes on, and no further
- * read starts, so a paused connection notices a client that left and takes at most that much.
+ * While paused (by `pause()` or by unsent output above the high-water mark) reads go on into the
+ * first HELD_READ bytes of the buffer and stop when those are full: their bytes are held until
+ * reading goes on, and the peer's EOF is reported at once, after the bytes held before it (the
+ * only input delivered while paused, so none is lost or reordered). A paused connection thus
+ * notices a client that left, behind up to that much input, and takes no more than that.
  */
 export class Connection implements Selectable {
   readonly remoteAddr: string;
@@ -63,23 +99,34 @@ export class Connection implements Selectable {
 
   #conn: Deno.Conn;
   #selector: Selector;
-  #options: Required<ConnectionOptions>;
+  #options: Settings;
   /** A TLS handshake in progress: reads wait for it, and the writer awaits it (never rejects). */
   #handshake: Promise<void> | null = null;
-  #buf: Uint8Array;
-  /** The size the next full read allocates: grown while reads fill it, shrunk on request. */
+  /** This connection's first-size buffer from the pool; given back once no read can use it. */
+  #slot: Uint8Array | null = null;
+  /** A larger buffer, while reads fill the slot; dropped when the buffer shrinks. */
+  #large: Uint8Array | null = null;
+  /** The size the next full read uses: grown while reads fill it, shrunk on request. */
   #bufSize: number;
-  /** What the pending read reads into: `#buf` or its first HELD_READ bytes. */
-  #target: Uint8Array;
-  /** A read is pending, or its result (and the buffer holding it) is not yet handled. */
+  /** The buffer reads go into now: the slot or the large buffer. */
+  #buf: Uint8Array = EMPTY;
+  /** A read is pending. */
   #reading = false;
-  #settled = false;
-  #readResult: number | null | Error = null;
+  /** Bytes read into `#buf` (from its start) and not yet delivered. */
+  #held = 0;
+  /** onData is running: the buffer holds its bytes, so no read may start into it. */
+  #delivering = false;
+  /** The peer's EOF or a read error, read and not yet reported. */
+  #end: typeof EOF | Error | null = null;
   #paused = false;
   /** The peer's EOF (or a read error) was reported: nothing more is read. */
   #eof = false;
-  #queue: Uint8Array[] = [];
+  /** Chunks written and not yet taken by the writer (null: none). */
+  #queue: Uint8Array[] | null = null;
   #queued = 0;
+  /** The chunk inside an unfinished write, and how much of it the socket took. */
+  #chunk: Uint8Array = EMPTY;
+  #chunkOff = 0;
   /** Queued bytes plus the rest of the chunk inside an unfinished write. */
   #unsent = 0;
   #written = 0;
@@ -91,26 +138,49 @@ export class Connection implements Selectable {
   #lingering = false;
   #closed = false;
   #lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  #drained: (() => void)[] = [];
-  #closeListeners: (() => void)[] = [];
+  #drained: (() => void)[] | null = null;
+  #closeListener: ((conn: Connection) => void) | null = null;
+  #moreCloseListeners: ((conn: Connection) => void)[] | null = null;
+  /**
+   * The settled read, as the one callback its promise takes for both outcomes: one function per
+   * connection instead of two closures per read.
+   */
+  #onRead = (result: number | null | unknown): void => {
+    this.#settle(
+      typeof result === "number"
+        ? result
+        : result === null
+        ? EOF
+        : result instanceof Error
+        ? result
+        : new Error(String(result)),
+    );
+  };
+  /** The writer's one callback: undefined starts a flush (a microtask), a number is progress. */
+  #onWrite = (result?: number | unknown): void => {
+    if (result === undefined) this.#flush();
+    else this.#wrote(result);
+  };
 
   constructor(conn: Deno.Conn, selector: Selector, options: ConnectionOptions = {}) {
     this.#conn = conn;
     this.#selector = selector;
-    this.#options = { ...DEFAULTS, ...options };
+    this.#options = settings(options);
     this.#bufSize = this.#options.initialBuffer;
-    this.#buf = new Uint8Array(this.#bufSize);
-    this.#target = this.#buf;
     const addr = conn.remoteAddr as Deno.NetAddr;
     this.remoteAddr = addr.hostname ?? "unknown";
     // Responses are written whole; Nagle's delay would only add latency to each one.
     if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
   }
 
-  /** Runs `listener` once when the connection closes (at once if it already has). */
-  onClosed(listener: () => void): void {
-    if (this.#closed) listener();
-    else this.#closeListeners.push(listener);
+  /**
+   * Runs `listener` once, with this connection, when it closes (at once if it already has). A
+   * listener that needs nothing else can be one function for every connection.
+   */
+  onClosed(listener: (conn: Connection) => void): void {
+    if (this.#closed) listener(this);
+    else if (this.#closeListener === null) this.#closeListener = listener;
+    else (this.#moreCloseListeners ??= []).push(listener);
   }
 
   /** True once closed. */
@@ -133,9 +203,9 @@ export class Connection implements Selectable {
     return this.#over;
   }
 
-  /** Bytes of the read buffer in use. */
+  /** Bytes of the read buffer the next full read uses. */
   get readBufferSize(): number {
-    return this.#buf.byteLength;
+    return this.#large?.byteLength ?? this.#options.initialBuffer;
   }
 
   /** Registers with the selector and starts reading (a TLS connection: its handshake first). */
@@ -164,24 +234,31 @@ export class Connection implements Selectable {
     this.#bufSize = this.#options.initialBuffer;
   }
 
-  /** Queues bytes; the single writer coalesces everything queued into one write. */
+  /**
+   * Queues bytes; the single writer coalesces everything queued into one write. Bytes from an
+   * output arena are released to it once written or dropped: the caller must not touch them again.
+   */
   write(bytes: Uint8Array): void {
-    if (this.#closed || this.#ending) return;
-    this.#queue.push(bytes);
+    if (this.#closed || this.#ending) {
+      releaseOutput(bytes);
+      return;
+    }
+    if (this.#queue === null) this.#queue = [bytes];
+    else this.#queue.push(bytes);
     this.#queued += bytes.byteLength;
     this.#unsent += bytes.byteLength;
     if (this.#unsent > this.#options.highWaterMark) this.#over = true;
     if (!this.#writing) {
       // Start on a microtask, so everything written in this tick goes out as one write.
       this.#writing = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#onWrite as () => void);
     }
   }
 
   /** Resolves when everything queued so far is written (or the connection closed). */
   drained(): Promise<void> {
     if (this.#closed || (!this.#writing && this.#queued === 0)) return Promise.resolve();
-    return new Promise((resolve) => this.#drained.push(resolve));
+    return new Promise((resolve) => (this.#drained ??= []).push(resolve));
   }
 
   /**
@@ -221,24 +298,48 @@ export class Connection implements Selectable {
     } catch {
       // Already closed by the peer or the runtime: nothing left to release.
     }
-    this.#queue = [];
+    // A read still pending gives the buffer back when it settles (closing ends it).
+    if (!this.#reading) this.#release();
+    // Queued output is dropped; a chunk inside a write is released when that write settles.
+    for (const part of this.#queue ?? []) releaseOutput(part);
+    this.#queue = null;
     this.#queued = 0;
     this.#unsent = 0;
-    for (const resolve of this.#drained.splice(0)) resolve();
+    this.#resolveDrained();
     this.handler?.onClose();
-    for (const listener of this.#closeListeners.splice(0)) listener();
+    const listener = this.#closeListener;
+    const more = this.#moreCloseListeners;
+    this.#closeListener = this.#moreCloseListeners = null;
+    listener?.(this);
+    for (const other of more ?? []) other(this);
   }
 
-  /** Called by the selector loop when the pending read settled (or held bytes may go on). */
+  /** Called by the selector loop when a read settled (or held bytes may go on). */
   onReadable(): void {
-    if (this.#closed || !this.#settled) return;
-    const result = this.#readResult;
-    // Bytes read while paused wait for resume(); an EOF or error is reported at once.
-    if (typeof result === "number" && !this.#open()) return;
-    this.#readResult = null;
-    this.#settled = false;
-    if (typeof result !== "number") {
-      this.#reading = false;
+    if (this.#closed || this.#delivering) return;
+    const end = this.#end;
+    const held = this.#held;
+    // Held bytes go on when input is wanted, or ahead of the EOF behind them.
+    if (held > 0 && (this.#open() || end !== null)) {
+      const buf = this.#buf;
+      this.#held = 0;
+      if (!this.#ending) {
+        // Grow the buffer while reads fill it, so large requests take fewer reads. Decided before
+        // onData, so a shrinkBuffer() from the handler wins.
+        if (held === buf.byteLength && this.#bufSize < this.#options.maxBuffer) {
+          this.#bufSize = Math.min(held * 2, this.#options.maxBuffer);
+        }
+        this.#delivering = true;
+        try {
+          this.handler?.onData(buf.subarray(0, held));
+        } finally {
+          this.#delivering = false;
+        }
+        if (this.#closed) return;
+      }
+    }
+    if (end !== null && this.#held === 0) {
+      this.#end = null;
       this.#eof = true;
       if (this.#ending) {
         // Lingering: the peer closed, we are done. Still writing: end() closes after the drain.
@@ -248,18 +349,6 @@ export class Connection implements Selectable {
       this.handler?.onEnd();
       return;
     }
-    if (!this.#ending) {
-      const target = this.#target;
-      // Grow the buffer while reads fill it, so large requests take fewer reads. Decided before
-      // onData, so a shrinkBuffer() from the handler wins.
-      if (result === this.#buf.byteLength && this.#bufSize < this.#options.maxBuffer) {
-        this.#bufSize = Math.min(this.#buf.byteLength * 2, this.#options.maxBuffer);
-      }
-      // #reading stays true during onData: the buffer holds `bytes` until it returns, so no read
-      // may start into it (a resume() from the handler only marks it wanted).
-      this.handler?.onData(target.subarray(0, result));
-    }
-    this.#reading = false;
     this.#arm();
   }
 
@@ -271,7 +360,7 @@ export class Connection implements Selectable {
   /** Input may go on: hands over held bytes through the selector, or starts a read. */
   #wake(): void {
     if (this.#closed) return;
-    if (this.#settled) this.#selector.ready(this);
+    if (this.#held > 0 || this.#end !== null) this.#selector.ready(this);
     else this.#arm();
   }
 
@@ -307,68 +396,134 @@ export class Connection implements Selectable {
     });
   }
 
+  /**
+   * Starts a read when none is pending and nothing read waits: into the whole buffer when input
+   * is wanted, else into what is left of its first HELD_READ bytes.
+   */
   #arm(): void {
-    if (this.#reading || this.#closed || this.#eof || this.#handshake !== null) return;
+    if (
+      this.#reading || this.#delivering || this.#closed || this.#eof || this.#end !== null ||
+      this.#handshake !== null
+    ) {
+      return;
+    }
+    const held = this.#held;
     let target: Uint8Array;
     if (this.#open()) {
-      if (this.#buf.byteLength !== this.#bufSize) this.#buf = new Uint8Array(this.#bufSize);
+      // Held bytes are handed on (through the selector) before anything more is read.
+      if (held > 0) return;
+      if (this.#bufSize === this.#options.initialBuffer) {
+        this.#large = null;
+        this.#buf = this.#slot ??= this.#options.pool.take();
+      } else {
+        if (this.#large === null || this.#large.byteLength !== this.#bufSize) {
+          this.#large = new Uint8Array(this.#bufSize);
+        }
+        this.#buf = this.#large;
+      }
       target = this.#buf;
     } else {
-      target = this.#buf.byteLength > HELD_READ ? this.#buf.subarray(0, HELD_READ) : this.#buf;
+      if (held === 0 && this.#buf === EMPTY) this.#buf = this.#slot ??= this.#options.pool.take();
+      const limit = Math.min(HELD_READ, this.#buf.byteLength);
+      if (held >= limit) return;
+      target = this.#buf.subarray(held, limit);
     }
-    this.#target = target;
     this.#reading = true;
-    this.#conn.read(target).then(
-      (n) => this.#settle(n),
-      (err) => this.#settle(err instanceof Error ? err : new Error(String(err))),
-    );
+    this.#conn.read(target).then(this.#onRead, this.#onRead);
   }
 
-  #settle(result: number | null | Error): void {
-    // #reading stays true until onReadable() took the result: a read armed before that (by a
-    // write finishing, resume() or end()) would overwrite the unread buffer and result.
-    this.#readResult = result;
-    this.#settled = true;
-    // Bytes nobody wants yet stay put without waking the loop; resume() or a drain hands them on.
-    if (typeof result === "number" && !this.#open()) return;
+  #settle(result: number | typeof EOF | Error): void {
+    this.#reading = false;
+    if (this.#closed) {
+      // The read close() ended: nothing reads into the buffer any more.
+      this.#release();
+      return;
+    }
+    if (typeof result === "number") {
+      this.#held += result;
+      // Paused: no wake-up for bytes nobody wants yet; read on into the held part to see an EOF.
+      if (!this.#open()) {
+        this.#arm();
+        return;
+      }
+    } else {
+      this.#end = result;
+    }
     this.#selector.ready(this);
   }
 
-  async #flush(): Promise<void> {
-    this.#writing = true;
-    const mark = this.#options.highWaterMark;
+  /** Gives the pooled buffer back; only once no read can use it. */
+  #release(): void {
+    const slot = this.#slot;
+    if (slot === null) return;
+    this.#slot = null;
+    this.#large = null;
+    this.#buf = EMPTY;
+    this.#options.pool.give(slot);
+  }
+
+  /** Takes what is queued and writes it; the writer's single loop, driven by #wrote. */
+  #flush(): void {
+    if (this.#closed) return;
     // Written after the handshake: a failed one is then counted once, by #shake, not as a write.
-    if (this.#handshake !== null) await this.#handshake;
-    try {
-      while (this.#queue.length > 0 && !this.#closed) {
-        const chunk = this.#takeQueue();
-        let off = 0;
-        while (off < chunk.byteLength) {
-          const n = await this.#conn.write(off === 0 ? chunk : chunk.subarray(off));
-          if (this.#closed) return;
-          off += n;
-          this.#unsent -= n;
-          this.#written += n;
-          if (this.#over && this.#unsent <= mark) {
-            this.#over = false;
-            this.handler?.onDrain?.();
-            this.#wake();
-          }
-        }
-      }
-    } catch {
+    if (this.#handshake !== null) {
+      this.#handshake.then(() => this.#flush());
+      return;
+    }
+    if (this.#queue === null) {
+      this.#writing = false;
+      this.#resolveDrained();
+      return;
+    }
+    this.#chunk = this.#takeQueue();
+    this.#chunkOff = 0;
+    this.#conn.write(this.#chunk).then(this.#onWrite, this.#onWrite);
+  }
+
+  #wrote(result: unknown): void {
+    // The chunk's write settled: no write reads it any more.
+    if (this.#closed || typeof result !== "number") {
+      releaseOutput(this.#chunk);
+      this.#chunk = EMPTY;
+      if (this.#closed) return;
       this.#writing = false;
       this.close();
       return;
     }
-    this.#writing = false;
-    for (const resolve of this.#drained.splice(0)) resolve();
+    this.#chunkOff += result;
+    this.#unsent -= result;
+    this.#written += result;
+    if (this.#over && this.#unsent <= this.#options.highWaterMark) {
+      this.#over = false;
+      this.handler?.onDrain?.();
+      this.#wake();
+      if (this.#closed) {
+        releaseOutput(this.#chunk);
+        this.#chunk = EMPTY;
+        return;
+      }
+    }
+    const chunk = this.#chunk;
+    if (this.#chunkOff < chunk.byteLength) {
+      this.#conn.write(chunk.subarray(this.#chunkOff)).then(this.#onWrite, this.#onWrite);
+      return;
+    }
+    this.#chunk = EMPTY;
+    releaseOutput(chunk);
+    this.#flush();
+  }
+
+  #resolveDrained(): void {
+    const drained = this.#drained;
+    if (drained === null) return;
+    this.#drained = null;
+    for (const resolve of drained) resolve();
   }
 
   #takeQueue(): Uint8Array {
-    const queue = this.#queue;
+    const queue = this.#queue!;
     const total = this.#queued;
-    this.#queue = [];
+    this.#queue = null;
     this.#queued = 0;
     if (queue.length === 1) return queue[0]!;
     const out = new Uint8Array(total);
@@ -376,6 +531,7 @@ export class Connection implements Selectable {
     for (const part of queue) {
       out.set(part, off);
       off += part.byteLength;
+      releaseOutput(part);
     }
     return out;
   }

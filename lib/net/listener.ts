@@ -41,6 +41,8 @@ export class Listener implements Selectable {
   #limits: ListenerLimits;
   #callbacks: ListenerCallbacks;
   #connOptions: ConnectionOptions;
+  /** One object for all refused connections, so they share one buffer pool. */
+  #refusedOptions: ConnectionOptions;
   #refusal: Uint8Array | (() => Uint8Array);
   /** Settled accepts not yet handled, with the socket each came from (one, or two during a swap). */
   #results: [Deno.Listener, Deno.Conn | Error][] = [];
@@ -65,6 +67,11 @@ export class Listener implements Selectable {
     this.#callbacks = callbacks;
     this.#refusal = refusal;
     this.#connOptions = connOptions;
+    this.#refusedOptions = {
+      ...connOptions,
+      lingerMs: REFUSED_LINGER_MS,
+      handshakeTimeout: REFUSED_HANDSHAKE_MS,
+    };
   }
 
   /** The bound address. */
@@ -157,11 +164,7 @@ export class Listener implements Selectable {
       this.#callbacks.onRefused?.(refused, ip);
       // Refused connections hold a descriptor only while the 503 is written and lingers briefly,
       // so a flood over the limit cannot pile up descriptors.
-      const conn = new Connection(raw, this.#selector, {
-        ...this.#connOptions,
-        lingerMs: REFUSED_LINGER_MS,
-        handshakeTimeout: REFUSED_HANDSHAKE_MS,
-      });
+      const conn = new Connection(raw, this.#selector, this.#refusedOptions);
       conn.handler = { onData() {}, onEnd: () => conn.close(), onClose() {} };
       conn.start();
       conn.write(typeof this.#refusal === "function" ? this.#refusal() : this.#refusal);
@@ -171,13 +174,7 @@ export class Listener implements Selectable {
     const conn = new Connection(raw, this.#selector, this.#connOptions);
     this.#open++;
     this.#perIp.set(ip, perIp + 1);
-    const release = () => {
-      this.#open--;
-      const n = (this.#perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, n);
-    };
-    conn.onClosed(release);
+    conn.onClosed(this.#release);
     try {
       this.#callbacks.onConnection(conn);
     } catch (error) {
@@ -187,6 +184,14 @@ export class Listener implements Selectable {
     }
     conn.start();
   }
+
+  /** Gives an admitted connection's places back; one function for all (its address is the key). */
+  #release = (conn: Connection): void => {
+    this.#open--;
+    const n = (this.#perIp.get(conn.remoteAddr) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(conn.remoteAddr);
+    else this.#perIp.set(conn.remoteAddr, n);
+  };
 
   #arm(): void {
     if (this.#closed) return;

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { HttpConnection, type HttpConnectionContext } from "../../lib/http/http_connection.ts";
-import { DEFAULT_LIMITS, MAX_QUEUED_STEPS } from "../../lib/http/parser.ts";
+import { DEFAULT_LIMITS, MAX_QUEUED_STEPS, type RequestParser } from "../../lib/http/parser.ts";
 import { fixedHeaderBlock, serializeResponse } from "../../lib/http/response.ts";
 import { Connection, type ConnectionOptions } from "../../lib/net/connection.ts";
 import { Selector } from "../../lib/net/selector.ts";
+import type { HttpResponse } from "../../lib/http/types.ts";
 import { FakeClock } from "../_clock.ts";
 import {
   closeQuietly,
@@ -40,6 +41,8 @@ function context(body: Uint8Array): HttpConnectionContext {
     fixedHeaders: fixedHeaderBlock(false),
     now: Date.now,
     respond: () => ({ status: 200, body }),
+    settled: (value) => value as HttpResponse,
+    failed: () => ({ status: 500 }),
     count() {},
     draining: () => false,
   };
@@ -337,8 +340,52 @@ Deno.test("http connection goes back to small buffers once a request with a larg
     assert.equal(answer, "HTTP/1.1 204");
     await until(() => t.http.inFlight === 0, 2000, "the answer to be written");
     // An idle keep-alive connection: what grew for the 15 KB head is given back.
-    assert.equal(t.conn.readBufferSize, 2048);
+    assert.equal(t.conn.readBufferSize, 1024);
     assert.ok(t.http.parserCapacity <= 1024, `parser keeps ${t.http.parserCapacity} bytes`);
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("http connection holds no parser while its request waits or between requests", async () => {
+  const parsers: RequestParser[] = [];
+  let release: (res: HttpResponse) => void = () => {};
+  let calls = 0;
+  const t = await serve(() => {
+    calls++;
+    if (calls > 1) return { status: 204 };
+    return new Promise<HttpResponse>((resolve) => release = resolve);
+  }, { ctx: { parsers } });
+  try {
+    await t.client.write(new TextEncoder().encode(GET));
+    await until(() => calls === 1, 2000, "the request to reach the handler");
+    // Waiting like a long poll: the parser went back to the shared list.
+    assert.equal(parsers.length, 1);
+    assert.equal(t.http.parserCapacity, 0);
+    release({ status: 204 });
+    await until(() => t.http.inFlight === 0, 2000, "the answer to be written");
+    // The next request takes it again, and gives it back once parsed.
+    const parser = parsers[0];
+    await t.client.write(new TextEncoder().encode(GET));
+    await until(() => calls === 2 && t.http.inFlight === 0, 2000, "the second answer");
+    assert.equal(parsers.length, 1);
+    assert.equal(parsers[0], parser);
+  } finally {
+    await t.done();
+  }
+});
+
+Deno.test("http connection keeps its parser while a request is only partly received", async () => {
+  const parsers: RequestParser[] = [];
+  const t = await serve(() => ({ status: 204 }), { ctx: { parsers } });
+  try {
+    await t.client.write(new TextEncoder().encode("GET /x HTTP/1.1\r\nHo"));
+    await until(() => t.http.unparsedBytes > 0, 2000, "the partial head to arrive");
+    assert.equal(parsers.length, 0);
+    await t.client.write(new TextEncoder().encode("st: a\r\n\r\n"));
+    assert.equal(new TextDecoder().decode(await readExactly(t.client, 12)), "HTTP/1.1 204");
+    await until(() => parsers.length === 1, 2000, "the parser to come back");
+    assert.equal(t.http.parserCapacity, 0);
   } finally {
     await t.done();
   }

@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import {
   fixedHeaderBlock,
   HSTS,
+  JSON_HEADERS,
   SECURITY_HEADERS,
   serializeResponse,
   utf8Length,
 } from "../../lib/http/response.ts";
+import type { HttpResponse } from "../../lib/http/types.ts";
+import { OutputArena, releaseOutput } from "../../lib/net/output_arena.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -114,4 +117,46 @@ Deno.test("serializeResponse writes the fixed headers once on every status, body
       assert.ok(text.indexOf(fixed) < text.indexOf("Cache-Control"), `${status}: first`);
     }
   }
+});
+
+Deno.test("serializeResponse into an output arena writes the same bytes as without, over reused chunks", () => {
+  const arena = new OutputArena();
+  const responses: HttpResponse[] = [
+    { status: 200, headers: { "Content-Type": "text/plain" }, body: "hello" },
+    { status: 200, headers: { "X-Name": "café" }, body: "日本語 😀 \ud800" },
+    { status: 201, headers: JSON_HEADERS, body: '{"text":"héllo"}' },
+    { status: 200, headers: JSON_HEADERS, body: "z".repeat(300) },
+    { status: 500, headers: Object.freeze({ "X-Frozen": "ñ" }), body: "" },
+    { status: 200, body: new Uint8Array([1, 2, 3, 250]) },
+    { status: 204 },
+    { status: 404, body: "x".repeat(3000) },
+    { status: 200, body: "y".repeat(20_000) },
+  ];
+  const framings = [
+    FRAMING,
+    { ...FRAMING, head: true },
+    { ...FRAMING, keepAlive: false },
+    { ...FRAMING, version: "HTTP/1.0" as const },
+  ];
+  const chunks = new Set<ArrayBufferLike>();
+  // Enough rounds that chunks are retired, released and filled again with other answers.
+  for (let round = 0; round < 50; round++) {
+    for (const res of responses) {
+      for (const framing of framings) {
+        const plain = serializeResponse(res, framing);
+        const pooled = serializeResponse(res, { ...framing, arena });
+        assert.deepEqual(pooled, plain);
+        if (pooled.buffer.byteLength > pooled.byteLength) chunks.add(pooled.buffer);
+        releaseOutput(pooled);
+      }
+    }
+  }
+  assert.equal(chunks.size, 1, "the one chunk was reused");
+});
+
+Deno.test("serializeResponse never puts a shared answer in an arena", () => {
+  const arena = new OutputArena();
+  const res = { status: 200, body: "shared", shared: true };
+  const bytes = serializeResponse(res, { ...FRAMING, arena });
+  assert.equal(bytes.buffer.byteLength, bytes.byteLength);
 });

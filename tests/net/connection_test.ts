@@ -3,7 +3,9 @@ import {
   Connection,
   type ConnectionHandler,
   type ConnectionOptions,
+  HELD_READ,
 } from "../../lib/net/connection.ts";
+import { OutputArena } from "../../lib/net/output_arena.ts";
 import { Selector } from "../../lib/net/selector.ts";
 import { makePki, type TestPki, tlsTest } from "../_tls.ts";
 import {
@@ -301,7 +303,26 @@ Deno.test("connection reports the peer's EOF while paused", async () => {
   }
 });
 
-Deno.test("connection reads at most one small chunk while paused and the rest after resume()", async () => {
+Deno.test("connection sees the peer's EOF while paused behind bytes it holds, and hands those over first", async () => {
+  const { selector, handler, client, done } = await setupPausing();
+  try {
+    await client.write(encoder.encode("a"));
+    for (const m of await selector.select()) m.onReadable();
+    // Paused with more input on its way and then the close: the held read takes the input, and
+    // the EOF behind it must still be seen while a request ahead waits (a long poll).
+    await client.write(encoder.encode("b".repeat(300)));
+    await client.closeWrite();
+    const ready = await within(selector.select(), 2000);
+    assert.notEqual(ready, "timeout", "the EOF is seen while paused");
+    for (const m of ready as Connection[]) m.onReadable();
+    assert.equal(handler.text, "a" + "b".repeat(300));
+    assert.equal(handler.ends, 1);
+  } finally {
+    await done();
+  }
+});
+
+Deno.test("connection reads at most HELD_READ bytes while paused and the rest after resume()", async () => {
   const { selector, conn, handler, client, done } = await setupPausing({ initialBuffer: 8192 });
   try {
     await client.write(encoder.encode("a"));
@@ -317,8 +338,8 @@ Deno.test("connection reads at most one small chunk while paused and the rest af
       for (const m of await selector.select()) m.onReadable();
     }
     const sizes = handler.chunks.map((c) => c.byteLength);
-    assert.ok(sizes[1]! <= 512, `the read held while paused took ${sizes[1]} bytes`);
-    assert.ok(sizes[2]! > 512, `the reads after resume() use the whole buffer: ${sizes}`);
+    assert.ok(sizes[1]! <= HELD_READ, `the reads held while paused took ${sizes[1]} bytes`);
+    assert.ok(sizes[2]! > HELD_READ, `the reads after resume() use the whole buffer: ${sizes}`);
     assert.deepEqual(concat(handler.chunks.slice(1)), payload);
   } finally {
     await done();
@@ -592,3 +613,75 @@ tlsTest(
     }
   },
 );
+
+Deno.test("connections of one options object share pooled read buffers and give them back on close", async () => {
+  const options: ConnectionOptions = { initialBuffer: 256 };
+  const a = await setup(options);
+  const b = await setup(options);
+  try {
+    await a.client.write(encoder.encode("one"));
+    await b.client.write(encoder.encode("two"));
+    const seen = new Map<Connection, Uint8Array>();
+    for (const [t, text] of [[a, "one"], [b, "two"]] as const) {
+      t.handler.onData = (bytes) => {
+        seen.set(t.conn, bytes);
+        t.handler.chunks.push(bytes.slice());
+      };
+      while (t.handler.text !== text) {
+        for (const m of await t.selector.select()) m.onReadable();
+      }
+    }
+    // Both read into slots of one slab, each its own bytes.
+    assert.equal(seen.get(a.conn)!.buffer, seen.get(b.conn)!.buffer);
+    assert.equal(a.handler.text, "one");
+    assert.equal(b.handler.text, "two");
+    // Closed with a read pending: the slot goes back once that read has ended, and is reused.
+    a.conn.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const c = await setup(options);
+    try {
+      await c.client.write(encoder.encode("three"));
+      c.handler.onData = (bytes) => {
+        seen.set(c.conn, bytes);
+        c.handler.chunks.push(bytes.slice());
+      };
+      while (c.handler.text !== "three") {
+        for (const m of await c.selector.select()) m.onReadable();
+      }
+      assert.equal(seen.get(c.conn)!.byteOffset, seen.get(a.conn)!.byteOffset);
+    } finally {
+      await c.done();
+    }
+  } finally {
+    await a.done();
+    await b.done();
+  }
+});
+
+Deno.test("connection releases arena output once the socket took it, and queued output when closed", async () => {
+  const arena = new OutputArena();
+  const { conn, client, done } = await setup();
+  try {
+    const views = Array.from({ length: 8 }, (_, i) => arena.alloc(8192).fill(65 + i));
+    for (const view of views) conn.write(view);
+    // The next answer starts another chunk; the first is reused once all eight are written.
+    arena.alloc(8192);
+    assert.equal(arena.freeChunks, 0);
+    const received = readExactly(client, 8 * 8192);
+    await conn.drained();
+    assert.equal(arena.freeChunks, 1);
+    const bytes = await received;
+    assert.equal(bytes[0], 65);
+    assert.equal(bytes[8 * 8192 - 1], 72);
+    // Queued and never written: released by close().
+    const later = new OutputArena();
+    const queued = Array.from({ length: 8 }, () => later.alloc(8192));
+    for (const view of queued) conn.write(view);
+    later.alloc(8192);
+    conn.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(later.freeChunks, 1);
+  } finally {
+    await done();
+  }
+});
