@@ -114,6 +114,8 @@ export class Connection implements Selectable {
   #reading = false;
   /** Bytes read into `#buf` (from its start) and not yet delivered. */
   #held = 0;
+  /** Where in the buffer the pending read puts its bytes (after the bytes held when it began). */
+  #readAt = 0;
   /** onData is running: the buffer holds its bytes, so no read may start into it. */
   #delivering = false;
   /** The peer's EOF or a read error, read and not yet reported. */
@@ -422,11 +424,13 @@ export class Connection implements Selectable {
         this.#buf = this.#large;
       }
       target = this.#buf;
+      this.#readAt = 0;
     } else {
       if (held === 0 && this.#buf === EMPTY) this.#buf = this.#slot ??= this.#options.pool.take();
       const limit = Math.min(HELD_READ, this.#buf.byteLength);
       if (held >= limit) return;
       target = this.#buf.subarray(held, limit);
+      this.#readAt = held;
     }
     this.#reading = true;
     this.#conn.read(target).then(this.#onRead, this.#onRead);
@@ -440,6 +444,10 @@ export class Connection implements Selectable {
       return;
     }
     if (typeof result === "number") {
+      // The bytes held when this read began may have been handed over meanwhile (resume()):
+      // what it read then moves up to follow what is still held.
+      const at = this.#readAt;
+      if (at !== this.#held) this.#buf.copyWithin(this.#held, at, at + result);
       this.#held += result;
       // Paused: no wake-up for bytes nobody wants yet; read on into the held part to see an EOF.
       if (!this.#open()) {

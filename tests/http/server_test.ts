@@ -514,6 +514,27 @@ Deno.test("server sends a pipelined request's 100 Continue only after the respon
   });
 });
 
+Deno.test("server reads pipelined requests that arrive while held ones are handed over, byte for byte", async () => {
+  // One request at a time: a request behind a waiting one pauses reading.
+  await withApp({ maxPipeline: 1 }, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      const echo = (body: string) =>
+        `POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+      // A send behind a waiting request: reading pauses, and these bytes are held.
+      await client.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+      await until(() => app.waiting.length === 1, 2000, "the waiting request");
+      await client.send(echo("first"));
+      assert.equal(await client.quiet(50), true);
+      app.release("polled");
+      assert.deepEqual(json(await client.readResponse()), { body: "polled" });
+      // Arrives while the held bytes are handed over: it must not be read as them again.
+      await client.send(echo("second"));
+      const answers = [await client.readResponse(), await client.readResponse()];
+      assert.deepEqual(answers.map((r) => [r.status, r.body]), [[200, "first"], [200, "second"]]);
+    });
+  });
+});
+
 Deno.test("server sends no 100 Continue to HTTP/1.0", async () => {
   await withApp({}, async ({ port }) => {
     await withClient(port, async (client) => {

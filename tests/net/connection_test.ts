@@ -346,6 +346,29 @@ Deno.test("connection reads at most HELD_READ bytes while paused and the rest af
   }
 });
 
+Deno.test("connection hands over bytes that arrive while held bytes are delivered, not the held ones again", async () => {
+  const { selector, conn, handler, client, done } = await setupPausing();
+  try {
+    await client.write(encoder.encode("a"));
+    for (const m of await selector.select()) m.onReadable();
+    // Paused: "bc" is held, and a read stays pending behind it to notice an EOF.
+    await client.write(encoder.encode("bc"));
+    const waiting = selector.select();
+    assert.equal(await within(waiting, 50), "timeout", "nothing delivered while paused");
+    handler.onData = (bytes) => handler.chunks.push(bytes.slice());
+    conn.resume();
+    for (const m of await waiting) m.onReadable();
+    // The read pending behind the held bytes now takes "de": it must arrive as "de".
+    await client.write(encoder.encode("de"));
+    while (handler.chunks.reduce((n, c) => n + c.byteLength, 0) < 5) {
+      for (const m of await selector.select()) m.onReadable();
+    }
+    assert.equal(new TextDecoder().decode(concat(handler.chunks)), "abcde");
+  } finally {
+    await done();
+  }
+});
+
 Deno.test("connection does not read again after the peer's EOF", async () => {
   const { selector, conn, handler, client, done } = await setup();
   try {
