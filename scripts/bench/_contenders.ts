@@ -1,6 +1,6 @@
 /** The servers a long-poll scenario compares, each started fresh for every round. */
 import { nchanMissing, startNchan } from "./_peers.ts";
-import { type Server, startDenoPeer, startServer } from "./_server_process.ts";
+import { type Server, startDenoFloor, startDenoPeer, startServer } from "./_server_process.ts";
 
 /** A server under test and how to start one. */
 export interface Contender {
@@ -26,6 +26,14 @@ export const DENO_PEER: Contender = {
   kind: "chat",
   missing: () => null,
   start: startDenoPeer,
+};
+
+/** What Deno's sockets allow: nchan's contract on `Deno.listen` with next to no JavaScript. */
+export const DENO_FLOOR: Contender = {
+  name: "Deno.listen floor",
+  kind: "nchan",
+  missing: () => null,
+  start: startDenoFloor,
 };
 
 /** nginx with nchan, one channel per room. */

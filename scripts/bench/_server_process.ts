@@ -108,6 +108,19 @@ export function startDenoPeer(): Promise<Server> {
   });
 }
 
+/** Starts the floor of long polling on `Deno.listen` (peer_deno_floor.ts) on a free port. */
+export function startDenoFloor(): Promise<Server> {
+  const port = freePort();
+  return spawnServer({
+    name: "Deno.listen floor",
+    command: Deno.execPath(),
+    args: ["run", "-A", new URL("peer_deno_floor.ts", HERE).pathname, "--port", String(port)],
+    cwd: ROOT,
+    port,
+    health: "/healthz",
+  });
+}
+
 /** Options of {@linkcode spawnServer}. */
 export interface SpawnOptions {
   name: string;

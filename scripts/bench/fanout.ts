@@ -6,7 +6,15 @@
  */
 import { ClientPool, type PollReport } from "./_client.ts";
 import { createSessions, gauge, joinRooms, sendOne, waitUntil } from "./_chat.ts";
-import { available, type Contender, DENO_PEER, NCHAN, PARLEY, withFresh } from "./_contenders.ts";
+import {
+  available,
+  type Contender,
+  DENO_FLOOR,
+  DENO_PEER,
+  NCHAN,
+  PARLEY,
+  withFresh,
+} from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
 import { cpuSeconds } from "./_proc.ts";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
@@ -181,7 +189,7 @@ export function fanoutRows(
 
 async function run(options: BenchOptions): Promise<void> {
   const sizes = options.quick ? [200] : [1000, 10_000];
-  const contenders = available("fanout", [NCHAN, PARLEY, DENO_PEER]);
+  const contenders = available("fanout", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR]);
   const peers = contenders.filter((c) => c !== PARLEY).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {

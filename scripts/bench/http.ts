@@ -1,6 +1,8 @@
 /**
  * Keep-alive requests/s of Parley's `HttpServer` against `Deno.serve`, both answering the same
- * tiny handler (`peer_http.ts`) in a fresh process per round, measured with wrk.
+ * tiny handler (`peer_http.ts`) in a fresh process per round, measured with wrk; beside them the
+ * floor of `Deno.listen` (one read and one write per request, no HTTP at all), to show how much of
+ * the gap is the runtime's socket ops and how much Parley's own work.
  */
 import type { BenchOptions, Scenario } from "./_scenario.ts";
 import { skipped } from "./_scenario.ts";
@@ -10,10 +12,12 @@ import { wrk, wrkMissing } from "./_wrk.ts";
 
 const CONNECTIONS = 50;
 
-async function measure(server: "parley" | "deno", seconds: number): Promise<number> {
+const NAMES = { parley: "parley HttpServer", deno: "Deno.serve", floor: "Deno.listen floor" };
+
+async function measure(server: keyof typeof NAMES, seconds: number): Promise<number> {
   const port = freePort();
   const process = await spawnServer({
-    name: server === "parley" ? "parley HttpServer" : "Deno.serve",
+    name: NAMES[server],
     command: Deno.execPath(),
     args: [
       "run",
@@ -43,10 +47,12 @@ async function run(options: BenchOptions): Promise<void> {
   const rounds = options.rounds ?? (options.quick ? 1 : 3);
   const parley: number[] = [];
   const deno: number[] = [];
+  const floor: number[] = [];
   for (let round = 0; round < rounds; round++) {
-    // Alternating, so drift on the machine hits both alike.
+    // Alternating, so drift on the machine hits all alike.
     deno.push(await measure("deno", seconds));
     parley.push(await measure("parley", seconds));
+    floor.push(await measure("floor", seconds));
   }
   const row = (name: string, xs: number[]) => [
     name,
@@ -56,7 +62,11 @@ async function run(options: BenchOptions): Promise<void> {
   ];
   printTable(
     ["server", "requests/s", "range", "vs Deno.serve"],
-    [row("Deno.serve", deno), row("parley HttpServer", parley)],
+    [
+      row(NAMES.deno, deno),
+      row(NAMES.parley, parley),
+      row(`${NAMES.floor} (no parsing)`, floor),
+    ],
     `HTTP keep-alive, tiny GET, same handler: wrk -t1 -c${CONNECTIONS} -d${seconds}s ` +
       `(medians of ${rounds} rounds, fresh processes each round)`,
   );

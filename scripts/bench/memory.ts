@@ -5,7 +5,15 @@
  */
 import { ClientPool } from "./_client.ts";
 import { createSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
-import { available, type Contender, DENO_PEER, NCHAN, PARLEY, withFresh } from "./_contenders.ts";
+import {
+  available,
+  type Contender,
+  DENO_FLOOR,
+  DENO_PEER,
+  NCHAN,
+  PARLEY,
+  withFresh,
+} from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
 import { rssKiB } from "./_proc.ts";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
@@ -51,7 +59,7 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const rounds = options.rounds ?? 1;
-  const contenders = available("memory", [NCHAN, PARLEY, DENO_PEER]);
+  const contenders = available("memory", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR]);
   const results = new Map<string, MemoryRound[]>(contenders.map((c) => [c.name, []]));
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
