@@ -124,7 +124,7 @@ async function runaway(
     await Promise.all([writer, reader]);
     const label = what === "poll" ? "GET /api/events?wait=0.001" : "GET /healthz";
     rows.push([
-      `one client pipelining ${label}, after ${seconds} s (${(received / 1e6).toFixed(0)} MB read)`,
+      `one client pipelining ${label}, after ${seconds} s (${(received / 1e6).toFixed(1)} MB read)`,
       last.toFixed(1),
       peak.toFixed(1),
       before.toFixed(1),

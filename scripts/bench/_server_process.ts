@@ -63,7 +63,20 @@ export function parleyRunArgs(): string[] {
 }
 
 /**
- * Starts `main.ts` on a free loopback port with the limits off, plus `flags` (which win over these
+ * `defaults` (pairs of flag and value) without the flags `flags` gives, then `flags`: Parley
+ * refuses a flag given twice, so a caller's flag must replace the default, not follow it.
+ */
+export function withDefaults(defaults: readonly string[], flags: readonly string[]): string[] {
+  const given = new Set(flags.filter((word) => word.startsWith("--")).map((w) => w.split("=")[0]));
+  const kept: string[] = [];
+  for (let i = 0; i < defaults.length; i += 2) {
+    if (!given.has(defaults[i]!)) kept.push(defaults[i]!, defaults[i + 1]!);
+  }
+  return [...kept, ...flags];
+}
+
+/**
+ * Starts `main.ts` on a free loopback port with the limits off, plus `flags` (which replace these
  * defaults); waits until healthy.
  */
 export function startServer(store: string, flags: string[] = []): Promise<Server> {
@@ -79,8 +92,7 @@ export function startServer(store: string, flags: string[] = []): Promise<Server
       String(port),
       "--store",
       store,
-      ...BENCH_FLAGS,
-      ...flags,
+      ...withDefaults(BENCH_FLAGS, flags),
     ],
     cwd: ROOT,
     port,
