@@ -22,6 +22,7 @@ import {
   type StoredEvent,
   type StoredSession,
 } from "./event_log.ts";
+import { LazyMap } from "./lazy_map.ts";
 import {
   type BackendHealth,
   type DirectResult,
@@ -65,12 +66,12 @@ class LocalSession implements SessionInfo {
   lastSeen: number;
   bucket: TokenBucket | null = null;
   /** Committed sends by client id, oldest first. */
-  readonly sent = new Map<string, StoredEvent>();
+  readonly sent = new LazyMap<string, StoredEvent>();
   /** Sends by client id still committing: a repeat waits for the first. */
-  readonly sending = new Map<string, Promise<StoredEvent>>();
+  readonly sending = new LazyMap<string, Promise<StoredEvent>>();
   /** Joins and leaves still committing, by room. */
-  readonly joining = new Map<string, Promise<unknown>>();
-  readonly leaving = new Map<string, Promise<unknown>>();
+  readonly joining = new LazyMap<string, Promise<unknown>>();
+  readonly leaving = new LazyMap<string, Promise<unknown>>();
   /** The end of the session while it commits: every other operation waits for it. */
   ending: Promise<void> | null = null;
   ended = false;
