@@ -8,6 +8,7 @@
 import { RedisClient } from "../../lib/storage/redis_client.ts";
 import type { RedisArg } from "../../lib/storage/resp.ts";
 import { REDIS_TOOLS, RedisServer } from "../../tests/_redis.ts";
+import { count, printTable } from "./_table.ts";
 
 const CALLERS = 64;
 const VALUE = "x".repeat(64);
@@ -64,7 +65,7 @@ export async function benchRedisClient(total = 200_000): Promise<void> {
     await client.close();
     await server.close();
   }
-  printTable(rows);
+  printRows(rows);
 }
 
 /** `total` commands from CALLERS callers, each awaiting its reply before its next command. */
@@ -99,23 +100,18 @@ async function redisBenchmark(
   return Number(row.split(",")[1]!.replaceAll('"', ""));
 }
 
-function printTable(rows: Row[]): void {
+function printRows(rows: Row[]): void {
   const header = ["command", "driver", "commands/s", "vs redis-benchmark 64 conns"];
   const lines = rows.map((row) => {
     const peer = rows.find((r) => r.test === row.test && r.who.endsWith(`${CALLERS} conns`))!;
     return [
       row.test,
       row.who,
-      Math.round(row.perSecond).toLocaleString("en-US"),
+      count(row.perSecond),
       (row.perSecond / peer.perSecond).toFixed(2),
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(format(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const line of lines) console.log(format(line));
+  printTable(header, lines);
 }
 
 if (import.meta.main) await benchRedisClient(Number(Deno.args[0] ?? 200_000));

@@ -7,6 +7,7 @@ import type { EventLog, NewEvent } from "../../lib/storage/event_log.ts";
 import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
 import { SqliteEventLog, type SqliteSynchronous } from "../../lib/storage/sqlite_event_log.ts";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
+import { count, printTable } from "./_table.ts";
 
 const BENCH = {
   /** Appends per run with a window of concurrent appends. */
@@ -65,7 +66,7 @@ async function run(options: BenchOptions): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-  printTable(rows);
+  printRows(rows);
 }
 
 /** Appends `total` single events keeping `window` in flight; closes the log. */
@@ -98,8 +99,7 @@ function event(i: number): NewEvent {
   };
 }
 
-function printTable(rows: Row[]): void {
-  console.log("\nEvent log appends in-process (no HTTP), single-event appends");
+function printRows(rows: Row[]): void {
   const header = ["backend", "mode", "appends", "seconds", "appends/s", "per commit", "vs memory"];
   const lines = rows.map((row) => {
     const memory = rows.find((r) => r.backend === "memory" && r.mode === row.mode);
@@ -107,19 +107,14 @@ function printTable(rows: Row[]): void {
     return [
       row.backend,
       row.mode,
-      row.appends.toLocaleString("en-US"),
+      count(row.appends),
       row.seconds.toFixed(2),
-      Math.round(row.perSecond).toLocaleString("en-US"),
-      row.batch === undefined ? "" : row.batch.toFixed(0),
+      count(row.perSecond),
+      row.batch === undefined ? "–" : row.batch.toFixed(0),
       ratio,
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-  const format = (cells: string[]) =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-  console.log(format(header));
-  console.log(widths.map((w) => "-".repeat(w)).join("  "));
-  for (const line of lines) console.log(format(line));
+  printTable(header, lines, "Event log appends in-process (no HTTP), single-event appends");
 }
 
 /** The event log scenario. */
