@@ -13,6 +13,7 @@ import { RedisState } from "./storage/redis_state.ts";
 import type { SharedState } from "./storage/shared_state.ts";
 import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
 import { VolatileEventLog } from "./storage/volatile_event_log.ts";
+import { errorLine, fileErrorLine } from "./error_line.ts";
 
 /** Hooks for tests: an injected clock and manual sweeps instead of timers. */
 export interface AppOptions {
@@ -113,12 +114,7 @@ async function readAdminSecret(path: string | null): Promise<string | null> {
   try {
     text = await Deno.readTextFile(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message.split("\n", 1)[0]
-      : String(error);
-    throw new StartError(`Cannot read --admin-token-file ${path}: ${why}`);
+    throw new StartError(`Cannot read --admin-token-file ${path}: ${fileErrorLine(error)}`);
   }
   const secret = text.trim();
   if (secret.length < 8) {
@@ -253,7 +249,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         running.reloadTls(next);
       } catch (error) {
         logger.warn("TLS reload failed; keeping the current certificate", {
-          reason: error instanceof Error ? error.message.split("\n", 1)[0] : String(error),
+          reason: errorLine(error),
         });
         return false;
       }

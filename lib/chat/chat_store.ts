@@ -34,6 +34,7 @@ import {
   roomProblem,
   textProblem,
 } from "./validation.ts";
+import { errorLine } from "../error_line.ts";
 
 /** Options of a {@linkcode ChatStore}, as the flags give them. */
 export interface ChatStoreOptions {
@@ -920,8 +921,4 @@ function sameSecret(given: string, secret: string): boolean {
   let diff = a.length ^ b.length;
   for (let i = 0; i < b.length; i++) diff |= (a[i % (a.length || 1)] ?? 0) ^ b[i]!;
   return diff === 0;
-}
-
-function errorLine(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).split("\n", 1)[0]!;
 }

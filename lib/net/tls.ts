@@ -1,3 +1,5 @@
+import { errorLine, fileErrorLine } from "../error_line.ts";
+
 /** A certificate chain and its private key as PEM text, with the files they came from. */
 export interface TlsCertificate {
   /** The certificate chain, server certificate first (PEM). */
@@ -50,12 +52,7 @@ async function readPem(flag: string, path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message.split("\n", 1)[0]
-      : String(error);
-    throw new TlsError(`cannot read ${flag} ${path}: ${why}`);
+    throw new TlsError(`cannot read ${flag} ${path}: ${fileErrorLine(error)}`);
   }
 }
 
@@ -118,7 +115,7 @@ function explain(error: unknown, { certFile, keyFile }: TlsCertificate): unknown
   ) {
     return error;
   }
-  const message = firstLine(error.message);
+  const message = errorLine(error);
   if (/KeyMismatch|not be consistent/i.test(message)) {
     return new TlsError(`--tls-key ${keyFile} does not match the certificate in ${certFile}`);
   }
@@ -129,8 +126,4 @@ function explain(error: unknown, { certFile, keyFile }: TlsCertificate): unknown
     return new TlsError(`--tls-key ${keyFile} holds no usable private key: ${message}`);
   }
   return new TlsError(`cannot use --tls-cert ${certFile} with --tls-key ${keyFile}: ${message}`);
-}
-
-function firstLine(text: string): string {
-  return text.split("\n", 1)[0]!;
 }

@@ -29,6 +29,7 @@ import {
   type Request,
   type SqliteSynchronous,
 } from "./sqlite_protocol.ts";
+import { errorLine } from "../error_line.ts";
 
 export { SCHEMA_VERSION } from "./sqlite_db.ts";
 export type { SqliteSynchronous } from "./sqlite_protocol.ts";
@@ -124,7 +125,7 @@ export class SqliteEventLog implements EventLog {
       worker = new Worker(WORKER_URL, { type: "module" });
     } catch (e) {
       throw new StorageError(
-        `Cannot open database ${path}: cannot start the storage worker: ${firstLine(e)}`,
+        `Cannot open database ${path}: cannot start the storage worker: ${errorLine(e)}`,
         { cause: e },
       );
     }
@@ -161,7 +162,7 @@ export class SqliteEventLog implements EventLog {
     worker.onerror = (event: ErrorEvent) => {
       // Handled here: unhandled, a worker error would end the whole process.
       event.preventDefault();
-      this.#fail(failed(`storage worker failed: ${firstLine(event.message)}`));
+      this.#fail(failed(`storage worker failed: ${errorLine(event.message)}`));
     };
     worker.onmessageerror = () => this.#fail(failed("unreadable reply from the storage worker"));
   }
@@ -455,10 +456,6 @@ function checkHistory(n: number): void {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new RangeError(`history must be a non-negative integer, got ${n}`);
   }
-}
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split("\n", 1)[0]!;
 }
 
 function closedError<T>(method: string): Promise<T> {
