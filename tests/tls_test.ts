@@ -8,9 +8,7 @@ import { HSTS, SECURITY_HEADERS } from "../lib/http/response.ts";
 import { Logger } from "../lib/log.ts";
 import { handshakes, makePki, type TestPki, tlsTest, trustingClient } from "./_tls.ts";
 import { eventually, parseMetrics, testConfig } from "./_server.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
+import { ServerProcess, startFailure } from "./storage/_process.ts";
 
 /** Makes the certificates of a test in a temp dir, runs `fn`, removes the dir. */
 async function withPki(
@@ -192,9 +190,9 @@ tlsTest(
       const key = `${dir}/live_key.pem`;
       await Deno.writeTextFile(cert, a!.cert);
       await Deno.writeTextFile(key, a!.key);
-      await withMain(["--tls-cert", cert, "--tls-key", key], async (server) => {
-        const base = `https://localhost:${new URL(server.url).port}`;
-        assert.match(server.url, /^https:/);
+      await withMain(["--tls-cert", cert, "--tls-key", key], async (server, url) => {
+        const base = `https://localhost:${new URL(url).port}`;
+        assert.match(url, /^https:/);
         const oldClient = trustingClient(a!.ca);
         const newClient = trustingClient(b!.ca);
         try {
@@ -234,10 +232,10 @@ tlsTest(
 
           await Deno.writeTextFile(cert, b!.cert);
           await Deno.writeTextFile(key, b!.key);
-          server.child.kill("SIGHUP");
+          server.kill("SIGHUP");
           await server.waitFor(/TLS certificate reloaded/);
 
-          const port = Number(new URL(server.url).port);
+          const port = Number(new URL(url).port);
           assert.equal(await handshakes(port, b!.ca), true, "the next connection gets B");
           assert.equal(await handshakes(port, a!.ca), false, "and no longer A");
           const sent = await call(newClient, "POST", "/api/rooms/lobby/messages", bob.token, {
@@ -268,19 +266,19 @@ tlsTest(
       const key = `${dir}/live_key.pem`;
       await Deno.writeTextFile(cert, a!.cert);
       await Deno.writeTextFile(key, a!.key);
-      await withMain(["--tls-cert", cert, "--tls-key", key], async (server) => {
+      await withMain(["--tls-cert", cert, "--tls-key", key], async (server, url) => {
         await Deno.writeTextFile(key, b!.key);
-        server.child.kill("SIGHUP");
+        server.kill("SIGHUP");
         const line = await server.waitFor(/WARN .*TLS reload failed/);
         assert.match(line, /does not match the certificate/);
-        const port = Number(new URL(server.url).port);
+        const port = Number(new URL(url).port);
         assert.equal(await handshakes(port, a!.ca), true, "the old certificate is still served");
         // A file gone is the same: a warning, and serving goes on.
         await Deno.remove(cert);
-        server.child.kill("SIGHUP");
+        server.kill("SIGHUP");
         assert.match(await server.waitFor(/WARN .*TLS reload failed/), /no such file/);
         assert.equal(await handshakes(port, a!.ca), true);
-        assert.equal(server.log().split("\n").filter((l) => /WARN/.test(l)).length, 2);
+        assert.equal(server.stderr.split("\n").filter((l) => /WARN/.test(l)).length, 2);
       });
     });
   },
@@ -288,7 +286,12 @@ tlsTest(
 
 tlsTest("a key that does not match its certificate is one line and exit 1", async () => {
   await withPki(["a", "b"], async (_dir, [a, b]) => {
-    const { code, stderr } = await runMain(["--tls-cert", a!.certFile, "--tls-key", b!.keyFile]);
+    const { code, stderr } = await startFailure("memory", [
+      "--tls-cert",
+      a!.certFile,
+      "--tls-key",
+      b!.keyFile,
+    ]);
     assert.equal(code, 1, stderr);
     assert.equal(nonEmptyLines(stderr).length, 1, stderr);
     assert.match(stderr, /^parley: --tls-key \S+ does not match the certificate in \S+\n$/);
@@ -300,9 +303,9 @@ tlsTest(
   async () => {
     await withPki(["a"], async (_dir, [a]) => {
       const tls = ["--tls-cert", a!.certFile, "--tls-key", a!.keyFile];
-      await withMain(tls, async (server) => {
-        const port = new URL(server.url).port;
-        const { code, stderr } = await runMain(tls, port);
+      await withMain(tls, async (_server, url) => {
+        const port = new URL(url).port;
+        const { code, stderr } = await startFailure("memory", [...tls, "--port", port]);
         assert.equal(code, 1, stderr);
         assert.equal(nonEmptyLines(stderr).length, 1, stderr);
         assert.match(
@@ -372,90 +375,21 @@ function nonEmptyLines(text: string): string[] {
   return text.split("\n").filter((line) => line !== "");
 }
 
-/** Runs `main.ts` to its end; one still running after 10 s is killed (and fails the caller). */
-async function runMain(args: string[], port = "0"): Promise<{ code: number; stderr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--host", "127.0.0.1", "--port", port, "--store", "memory", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+/**
+ * Starts `main.ts` with `args` on the memory store, runs `fn` with it and its URL, then stops it
+ * with SIGTERM: a clean stop (exit 0) with no ERROR line.
+ */
+async function withMain(
+  args: string[],
+  fn: (server: ServerProcess, url: string) => Promise<void>,
+): Promise<void> {
+  const server = await ServerProcess.start("memory", args);
   try {
-    const out = await child.output();
-    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+    await fn(server, await server.url());
+    const { status, stderr } = await server.stop("SIGTERM");
+    assert.equal(status.code, 0, stderr);
+    assert.doesNotMatch(stderr, /ERROR/);
   } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** `main.ts` running in a subprocess, its log read as it comes. */
-interface MainProcess {
-  child: Deno.ChildProcess;
-  url: string;
-  /** Resolves with the first line from now on that matches `re`; throws after 10 s. */
-  waitFor(re: RegExp): Promise<string>;
-  /** Everything logged so far. */
-  log(): string;
-}
-
-/** Starts `main.ts` with `args` on loopback, runs `fn`, then stops it with SIGTERM (exit 0). */
-async function withMain(args: string[], fn: (server: MainProcess) => Promise<void>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--host", "127.0.0.1", "--port", "0", "--store", "memory", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let log = "";
-  let seen = 0;
-  let done = false;
-  const waitFor = async (re: RegExp): Promise<string> => {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const lines = log.split("\n");
-      // Only whole lines, and only those not matched before.
-      for (let i = seen; i < lines.length - 1; i++) {
-        if (re.test(lines[i]!)) {
-          seen = i + 1;
-          return lines[i]!;
-        }
-      }
-      if (done || Date.now() > deadline) throw new Error(`no line matching ${re} in:\n${log}`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const next = await Promise.race([
-        reader.read(),
-        new Promise<"timeout">((resolve) => {
-          timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
-        }),
-      ]);
-      clearTimeout(timer);
-      if (next === "timeout") continue;
-      if (next.done) done = true;
-      else log += next.value;
-    }
-  };
-  let stopped = false;
-  try {
-    const start = await waitFor(/listening on /);
-    const url = /listening on (\S+)/.exec(start)![1]!;
-    await fn({ child, url, waitFor, log: () => log });
-    child.kill("SIGTERM");
-    stopped = true;
-    while (!done) {
-      const next = await reader.read();
-      if (next.done) done = true;
-      else log += next.value;
-    }
-    const status = await child.status;
-    assert.equal(status.code, 0, log);
-    assert.doesNotMatch(log, /ERROR/);
-  } finally {
-    if (!stopped) child.kill("SIGKILL");
-    await reader.cancel().catch(() => {});
-    await child.status;
+    await server.stop("SIGKILL");
   }
 }

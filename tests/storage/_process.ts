@@ -3,12 +3,13 @@
  * durability is about what survives the process, so the process must really go away.
  */
 import assert from "node:assert/strict";
+import { withDefaults } from "../../scripts/bench/_server_process.ts";
 import { ApiClient } from "../_server.ts";
 
 /** The repository root, the cwd of every spawned server. */
 export const ROOT: URL = new URL("../../", import.meta.url);
 
-/** The flags every spawned server gets: loopback, any port, limits off. */
+/** The flags every spawned server gets unless the test gives them: loopback, any port, limits off. */
 const BASE_FLAGS = [
   "--host",
   "127.0.0.1",
@@ -26,6 +27,11 @@ export class ServerProcess {
   /** Resolves with the exit status; never rejects. */
   readonly status: Promise<Deno.CommandStatus>;
   #stderr = "";
+  /** Where in stderr the line after the last one `waitFor` matched begins. */
+  #seen = 0;
+  /** Resolved (and replaced) whenever stderr grows or ends. */
+  #grew = Promise.withResolvers<void>();
+  #ended = false;
   #drained: Promise<void>;
   #listening = Promise.withResolvers<string>();
 
@@ -45,7 +51,7 @@ export class ServerProcess {
   /** Spawns `main.ts` with `--store sqlite:PATH` (or `store` as given) and `flags`. */
   static spawn(store: string, flags: string[] = []): ServerProcess {
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts", ...BASE_FLAGS, "--store", store, ...flags],
+      args: ["run", "-A", "main.ts", "--store", store, ...withDefaults(BASE_FLAGS, flags)],
       cwd: ROOT,
       stdin: "null",
       stdout: "null",
@@ -115,6 +121,34 @@ export class ServerProcess {
     return await this.exit(timeoutMs);
   }
 
+  /**
+   * The next whole stderr line matching `re`, after the last line this returned (so waiting twice
+   * for the same pattern takes two lines); throws once `timeoutMs` passed or stderr ended.
+   */
+  async waitFor(re: RegExp, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const whole = this.#stderr.lastIndexOf("\n") + 1;
+      for (let start = this.#seen; start < whole;) {
+        const end = this.#stderr.indexOf("\n", start);
+        const line = this.#stderr.slice(start, end);
+        start = end + 1;
+        if (re.test(line)) {
+          this.#seen = start;
+          return line;
+        }
+      }
+      const left = deadline - Date.now();
+      if (this.#ended || left <= 0) throw new Error(`no line matching ${re} in:\n${this.#stderr}`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#grew.promise,
+        new Promise((resolve) => timer = setTimeout(resolve, left)),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends `signal` unless the process exited already. */
   kill(signal: Deno.Signal): void {
     try {
@@ -129,10 +163,19 @@ export class ServerProcess {
     for await (const chunk of this.child.stderr) {
       this.#stderr += decoder.decode(chunk, { stream: true });
       // Resolving again is a no-op, so later output does not matter.
-      const match = /listening on (http:\/\/[^\s"]+)/.exec(this.#stderr);
+      const match = /listening on (https?:\/\/[^\s"]+)/.exec(this.#stderr);
       if (match) this.#listening.resolve(match[1]!);
+      this.#grown();
     }
     this.#stderr += decoder.decode();
+    this.#ended = true;
+    this.#grown();
+  }
+
+  #grown(): void {
+    const grew = this.#grew;
+    this.#grew = Promise.withResolvers<void>();
+    grew.resolve();
   }
 }
 
