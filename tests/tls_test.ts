@@ -25,6 +25,15 @@ async function withPki(
   }
 }
 
+/** Copies `pki`'s certificate and key to files a test may then replace (for reloads). */
+async function livePair(dir: string, pki: TestPki): Promise<{ cert: string; key: string }> {
+  const cert = `${dir}/live_cert.pem`;
+  const key = `${dir}/live_key.pem`;
+  await Deno.writeTextFile(cert, pki.cert);
+  await Deno.writeTextFile(key, pki.key);
+  return { cert, key };
+}
+
 /** The app over HTTPS with `pki`'s certificate; `flags` add to the test defaults. */
 async function withTlsApp(
   pki: TestPki,
@@ -150,10 +159,7 @@ tlsTest(
   "HTTPS: a reload serves the new certificate to new connections; one that fails keeps the old",
   async () => {
     await withPki(["a", "b"], async (dir, [a, b]) => {
-      const cert = `${dir}/live_cert.pem`;
-      const key = `${dir}/live_key.pem`;
-      await Deno.writeTextFile(cert, a!.cert);
-      await Deno.writeTextFile(key, a!.key);
+      const { cert, key } = await livePair(dir, a!);
       await withTlsApp({ ...a!, certFile: cert, keyFile: key }, [], async (app, lines) => {
         const port = app.addr.port;
         assert.equal(await handshakes(port, a!.ca), true);
@@ -186,10 +192,7 @@ tlsTest(
   "SIGHUP serves a new certificate to the next connection while a long poll on the old one is still answered",
   async () => {
     await withPki(["a", "b"], async (dir, [a, b]) => {
-      const cert = `${dir}/live_cert.pem`;
-      const key = `${dir}/live_key.pem`;
-      await Deno.writeTextFile(cert, a!.cert);
-      await Deno.writeTextFile(key, a!.key);
+      const { cert, key } = await livePair(dir, a!);
       await withMain(["--tls-cert", cert, "--tls-key", key], async (server, url) => {
         const base = `https://localhost:${new URL(url).port}`;
         assert.match(url, /^https:/);
@@ -262,10 +265,7 @@ tlsTest(
   "SIGHUP with a key that does not match keeps the old certificate and logs one warning",
   async () => {
     await withPki(["a", "b"], async (dir, [a, b]) => {
-      const cert = `${dir}/live_cert.pem`;
-      const key = `${dir}/live_key.pem`;
-      await Deno.writeTextFile(cert, a!.cert);
-      await Deno.writeTextFile(key, a!.key);
+      const { cert, key } = await livePair(dir, a!);
       await withMain(["--tls-cert", cert, "--tls-key", key], async (server, url) => {
         await Deno.writeTextFile(key, b!.key);
         server.kill("SIGHUP");
