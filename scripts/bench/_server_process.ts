@@ -100,37 +100,27 @@ export function startServer(store: string, flags: string[] = []): Promise<Server
   });
 }
 
-/** Starts the minimal `Deno.serve` long-poll build of the contract (`peer_deno_serve.ts`). */
-export function startDenoPeer(): Promise<Server> {
+/** Starts a peer script of this folder with `--port` on a free port; healthy at `/healthz`. */
+function startPeerScript(name: string, script: string, denoFlags: string[] = []): Promise<Server> {
   const port = freePort();
   return spawnServer({
-    name: "Deno.serve peer",
+    name,
     command: Deno.execPath(),
-    args: [
-      "run",
-      "-A",
-      "--unstable-no-legacy-abort",
-      new URL("peer_deno_serve.ts", HERE).pathname,
-      "--port",
-      String(port),
-    ],
+    args: ["run", "-A", ...denoFlags, new URL(script, HERE).pathname, "--port", String(port)],
     cwd: ROOT,
     port,
     health: "/healthz",
   });
 }
 
-/** Starts the floor of long polling on `Deno.listen` (peer_deno_floor.ts) on a free port. */
+/** Starts the minimal `Deno.serve` long-poll build of the contract (`peer_deno_serve.ts`). */
+export function startDenoPeer(): Promise<Server> {
+  return startPeerScript("Deno.serve peer", "peer_deno_serve.ts", ["--unstable-no-legacy-abort"]);
+}
+
+/** Starts the floor of long polling on `Deno.listen` (`peer_deno_floor.ts`). */
 export function startDenoFloor(): Promise<Server> {
-  const port = freePort();
-  return spawnServer({
-    name: "Deno.listen floor",
-    command: Deno.execPath(),
-    args: ["run", "-A", new URL("peer_deno_floor.ts", HERE).pathname, "--port", String(port)],
-    cwd: ROOT,
-    port,
-    health: "/healthz",
-  });
+  return startPeerScript("Deno.listen floor", "peer_deno_floor.ts");
 }
 
 /** Options of {@linkcode spawnServer}. */
