@@ -224,7 +224,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           error: error instanceof Error ? error.stack ?? error.message : String(error),
         }),
     });
-    const addr = server.listen();
+    const addr = await server.listen();
     const running = server;
     let sweeps = 0;
     const sweep = async () => {

@@ -2,6 +2,7 @@ import { Connection } from "../net/connection.ts";
 import { Listener } from "../net/listener.ts";
 import { OutputArena } from "../net/output_arena.ts";
 import { type Selectable, Selector } from "../net/selector.ts";
+import { type ByteListener, NodeListener } from "../net/node_socket.ts";
 import { listenTls, type TlsCertificate } from "../net/tls.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { HttpConnection, type HttpTimeouts, type RequestSummary } from "./http_connection.ts";
@@ -65,8 +66,9 @@ const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75, write: 30 } as cons
 const DEFAULT_MAX_UNSENT = 64 * 1024;
 
 /**
- * An HTTP/1.1 server on `Deno.listen` (or `Deno.listenTls`): one selector loop over the listener
- * and every connection, as in DESIGN.md's "The selector in Deno".
+ * An HTTP/1.1 server on `node:net` (HTTPS: `Deno.listenTls`): one selector loop over the listener
+ * and every connection, as in DESIGN.md's "The selector in Deno". Plain TCP comes from `node:net`
+ * rather than `Deno.listen` because its writes are made at once (see node_socket.ts).
  */
 export class HttpServer {
   #selector = new Selector<Selectable>();
@@ -74,6 +76,8 @@ export class HttpServer {
   #options: HttpServerOptions;
   #connections = new Set<HttpConnection>();
   #listener: Listener | null = null;
+  /** listen() is binding its socket. */
+  #binding = false;
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #loop: Promise<void> | null = null;
   #draining = false;
@@ -118,16 +122,24 @@ export class HttpServer {
   }
 
   /**
-   * Starts listening and returns the bound address. Throws `Deno.errors.AddrInUse` etc., and a
-   * `TlsError` for a certificate and key that do not make a TLS listener.
+   * Starts listening and resolves with the bound address. Rejects with `Deno.errors.AddrInUse`
+   * etc., and a `TlsError` for a certificate and key that do not make a TLS listener.
    */
-  listen(): Deno.NetAddr {
-    if (this.#listener) throw new Error("Cannot listen: the server is already listening");
+  async listen(): Promise<Deno.NetAddr> {
+    if (this.#listener || this.#binding) {
+      throw new Error("Cannot listen: the server is already listening");
+    }
     const hostname = this.#options.hostname ?? "0.0.0.0";
     const port = this.#options.port ?? 8080;
-    const raw = this.#tls
-      ? listenTls(hostname, port, this.#tls, true)
-      : Deno.listen({ hostname, port });
+    let raw: ByteListener;
+    this.#binding = true;
+    try {
+      raw = this.#tls
+        ? listenTls(hostname, port, this.#tls, true)
+        : await NodeListener.listen(hostname, port);
+    } finally {
+      this.#binding = false;
+    }
     const tooMany = errorResponse(
       new HttpError(
         STATUS.ServiceUnavailable,

@@ -1,4 +1,5 @@
 import { BufferPool } from "./buffer_pool.ts";
+import type { ByteSocket } from "./node_socket.ts";
 import { releaseOutput } from "./output_arena.ts";
 import type { Selectable, Selector } from "./selector.ts";
 
@@ -97,7 +98,7 @@ export class Connection implements Selectable {
   readonly remoteAddr: string;
   handler: ConnectionHandler | null = null;
 
-  #conn: Deno.Conn;
+  #conn: ByteSocket;
   #selector: Selector;
   #options: Settings;
   /** A TLS handshake in progress: reads wait for it, and the writer awaits it (never rejects). */
@@ -164,7 +165,7 @@ export class Connection implements Selectable {
     else this.#wrote(result);
   };
 
-  constructor(conn: Deno.Conn, selector: Selector, options: ConnectionOptions = {}) {
+  constructor(conn: ByteSocket, selector: Selector, options: ConnectionOptions = {}) {
     this.#conn = conn;
     this.#selector = selector;
     this.#options = settings(options);
@@ -213,7 +214,7 @@ export class Connection implements Selectable {
   /** Registers with the selector and starts reading (a TLS connection: its handshake first). */
   start(): void {
     this.#selector.add(this);
-    if ("handshake" in this.#conn) this.#shake(this.#conn as Deno.TlsConn);
+    if ("handshake" in this.#conn) this.#shake(this.#conn as unknown as Deno.TlsConn);
     else this.#arm();
   }
 

@@ -1,4 +1,5 @@
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import type { ByteListener, ByteSocket } from "./node_socket.ts";
 import type { Selectable, Selector } from "./selector.ts";
 
 /** Limits the listener enforces at accept time. */
@@ -36,7 +37,7 @@ const MAX_BACKOFF_MS = 1000;
  * (a TLS listener with a new certificate) without touching open connections.
  */
 export class Listener implements Selectable {
-  #listener: Deno.Listener;
+  #listener: ByteListener;
   #selector: Selector;
   #limits: ListenerLimits;
   #callbacks: ListenerCallbacks;
@@ -45,7 +46,7 @@ export class Listener implements Selectable {
   #refusedOptions: ConnectionOptions;
   #refusal: Uint8Array | (() => Uint8Array);
   /** Settled accepts not yet handled, with the socket each came from (one, or two during a swap). */
-  #results: [Deno.Listener, Deno.Conn | Error][] = [];
+  #results: [ByteListener, ByteSocket | Error][] = [];
   #perIp = new Map<string, number>();
   #open = 0;
   #backoff = 0;
@@ -53,7 +54,7 @@ export class Listener implements Selectable {
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
-    listener: Deno.Listener,
+    listener: ByteListener,
     selector: Selector,
     limits: ListenerLimits,
     callbacks: ListenerCallbacks,
@@ -107,7 +108,7 @@ export class Listener implements Selectable {
    * open; one its pending accept still hands over is admitted as usual. Both sockets must share
    * the address (SO_REUSEPORT), so no moment passes without a socket accepting.
    */
-  replace(next: Deno.Listener): void {
+  replace(next: ByteListener): void {
     if (this.#closed) throw new Error("Cannot replace the socket of a closed listener");
     const old = this.#listener;
     this.#listener = next;
@@ -152,7 +153,7 @@ export class Listener implements Selectable {
     if (thrown !== null) throw thrown;
   }
 
-  #admit(raw: Deno.Conn): void {
+  #admit(raw: ByteSocket): void {
     const ip = (raw.remoteAddr as Deno.NetAddr).hostname ?? "unknown";
     const perIp = this.#perIp.get(ip) ?? 0;
     let refused: "max_conns" | "max_conns_per_ip" | null = null;
@@ -202,7 +203,7 @@ export class Listener implements Selectable {
     );
   }
 
-  #settle(source: Deno.Listener, result: Deno.Conn | Error): void {
+  #settle(source: ByteListener, result: ByteSocket | Error): void {
     if (this.#closed) {
       if (!(result instanceof Error)) closeQuietly(result);
       return;

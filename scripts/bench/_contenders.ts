@@ -1,6 +1,12 @@
 /** The servers a long-poll scenario compares, each started fresh for every round. */
 import { nchanMissing, startNchan } from "./_peers.ts";
-import { type Server, startDenoFloor, startDenoPeer, startServer } from "./_server_process.ts";
+import {
+  type Server,
+  startDenoFloor,
+  startDenoPeer,
+  startNodeFloor,
+  startServer,
+} from "./_server_process.ts";
 
 /** A server under test and how to start one. */
 export interface Contender {
@@ -34,6 +40,14 @@ export const DENO_FLOOR: Contender = {
   kind: "nchan",
   missing: () => null,
   start: startDenoFloor,
+};
+
+/** The same floor on `node:net`, the sockets Parley's plain TCP uses. */
+export const NODE_FLOOR: Contender = {
+  name: "node:net floor",
+  kind: "nchan",
+  missing: () => null,
+  start: startNodeFloor,
 };
 
 /** nginx with nchan, one channel per room. */

@@ -123,6 +123,11 @@ export function startDenoFloor(): Promise<Server> {
   return startPeerScript("Deno.listen floor", "peer_deno_floor.ts");
 }
 
+/** The same floor on `node:net`, where Parley's plain TCP comes from. */
+export function startNodeFloor(): Promise<Server> {
+  return startPeerScript("node:net floor", "peer_node_floor.ts");
+}
+
 /** Options of {@linkcode spawnServer}. */
 export interface SpawnOptions {
   name: string;

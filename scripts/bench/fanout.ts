@@ -12,6 +12,7 @@ import {
   DENO_FLOOR,
   DENO_PEER,
   NCHAN,
+  NODE_FLOOR,
   PARLEY,
   withFresh,
 } from "./_contenders.ts";
@@ -189,7 +190,7 @@ export function fanoutRows(
 
 async function run(options: BenchOptions): Promise<void> {
   const sizes = options.quick ? [200] : [1000, 10_000];
-  const contenders = available("fanout", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR]);
+  const contenders = available("fanout", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR, NODE_FLOOR]);
   const peers = contenders.filter((c) => c !== PARLEY).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {

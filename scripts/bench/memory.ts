@@ -11,6 +11,7 @@ import {
   DENO_FLOOR,
   DENO_PEER,
   NCHAN,
+  NODE_FLOOR,
   PARLEY,
   withFresh,
 } from "./_contenders.ts";
@@ -59,7 +60,7 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const rounds = options.rounds ?? 1;
-  const contenders = available("memory", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR]);
+  const contenders = available("memory", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR, NODE_FLOOR]);
   const results = new Map<string, MemoryRound[]>(contenders.map((c) => [c.name, []]));
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));

@@ -41,7 +41,7 @@ if (import.meta.main) {
       () => ({ status: 200, headers: { "Content-Type": TYPE }, body: BODY }),
       { hostname: "127.0.0.1", port, maxPipeline: 16 },
     );
-    server.listen();
+    void server.listen();
   } else if (values.server === "deno") {
     Deno.serve(
       { hostname: "127.0.0.1", port, onListen() {} },

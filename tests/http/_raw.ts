@@ -18,7 +18,7 @@ export async function withHttpServer(
     hostname: "127.0.0.1",
     port: 0,
   });
-  const { port } = server.listen();
+  const { port } = await server.listen();
   try {
     await fn(server, port);
   } finally {

@@ -1170,7 +1170,7 @@ Deno.test("server close() ends every connection, idle or waiting", async () => {
     port: 0,
     sweepInterval: 0,
   });
-  const { port } = server.listen();
+  const { port } = await server.listen();
   const idle = await RawClient.connect(port);
   const waiting = await RawClient.connect(port);
   try {
