@@ -190,6 +190,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       maxUnsent: config.maxUnsent,
       maxConns: config.maxConns,
       maxConnsPerIp: config.maxConnsPerIp,
+      sockets: config.sockets,
       trustProxy: config.trustProxy,
       ...(tls ? { tls } : {}),
       sweepInterval,

@@ -43,6 +43,8 @@ export interface Config {
   maxUnsent: number;
   maxConns: number;
   maxConnsPerIp: number;
+  /** Where plain TCP sockets come from: `Deno.listen`, or `node:net` (faster fan-out). */
+  sockets: "deno" | "node";
   presenceGrace: number;
   sessionRate: Rate;
   sendRate: Rate;
@@ -119,6 +121,12 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "0",
     arg: "N",
     help: "connections per client address; 0 = no limit",
+  },
+  sockets: {
+    default: "deno",
+    arg: "KIND",
+    help: "deno (Deno.listen) or node (node:net: answers many polls at once sooner, but stops " +
+      "accepting after running out of file descriptors; keep --max-conns well below ulimit -n)",
   },
   "presence-grace": {
     default: "60",
@@ -225,6 +233,7 @@ export function parseCommand(args: string[]): Command {
     shutdownTimeout: seconds("shutdown-timeout", get("shutdown-timeout")),
     logLevel: oneOf("log-level", get("log-level"), LOG_LEVELS),
     logFormat: oneOf("log-format", get("log-format"), ["text", "json"] as const),
+    sockets: oneOf("sockets", get("sockets"), ["deno", "node"] as const),
     trustProxy: values["trust-proxy"] === true,
     storeTimeout: seconds("store-timeout", get("store-timeout")),
     adminTokenFile: get("admin-token-file") === "" ? null : get("admin-token-file"),

@@ -16,6 +16,8 @@ export function testConfig(flags: string[] = []): Config {
     "--session-rate": "0",
     "--send-rate": "0",
     "--log-level": "error",
+    // tests/sockets_node_test.ts runs the integration tests again on node:net sockets.
+    "--sockets": Deno.env.get("PARLEY_TEST_SOCKETS") ?? "deno",
   };
   // A flag the test gives replaces its default (a flag given twice is an error).
   for (const flag of flags) delete defaults[flag.split("=", 1)[0]!];

@@ -19,6 +19,11 @@ export interface HttpServerOptions {
   timeouts?: Partial<HttpTimeouts>;
   maxConns?: number;
   maxConnsPerIp?: number;
+  /**
+   * Where plain TCP sockets come from: `Deno.listen` (default), or `node:net`, whose writes are
+   * made at once (see node_socket.ts) but which stops accepting after running out of descriptors.
+   */
+  sockets?: "deno" | "node";
   maxPipeline?: number;
   /**
    * Unsent response bytes per connection (queued or inside an unfinished write) above which it
@@ -66,9 +71,9 @@ const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75, write: 30 } as cons
 const DEFAULT_MAX_UNSENT = 64 * 1024;
 
 /**
- * An HTTP/1.1 server on `node:net` (HTTPS: `Deno.listenTls`): one selector loop over the listener
- * and every connection, as in DESIGN.md's "The selector in Deno". Plain TCP comes from `node:net`
- * rather than `Deno.listen` because its writes are made at once (see node_socket.ts).
+ * An HTTP/1.1 server on `Deno.listen` (`node:net` with `sockets: "node"`; HTTPS: `Deno.listenTls`):
+ * one selector loop over the listener and every connection, as in DESIGN.md's "The selector in
+ * Deno".
  */
 export class HttpServer {
   #selector = new Selector<Selectable>();
@@ -136,7 +141,9 @@ export class HttpServer {
     try {
       raw = this.#tls
         ? listenTls(hostname, port, this.#tls, true)
-        : await NodeListener.listen(hostname, port);
+        : this.#options.sockets === "node"
+        ? await NodeListener.listen(hostname, port)
+        : Deno.listen({ hostname, port });
     } finally {
       this.#binding = false;
     }

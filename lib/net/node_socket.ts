@@ -197,7 +197,27 @@ export class NodeSocket implements ByteSocket {
   }
 }
 
-/** A `node:net` server handing out {@linkcode NodeSocket}s through `accept()`. */
+/** A bound `node:net` server, or why binding failed (as `Deno.listen` would throw it). */
+function bind(hostname: string, port: number): Promise<net.Server> {
+  // Half-open: a client that shuts down its side still gets the answers to what it sent.
+  const server = net.createServer({ allowHalfOpen: true });
+  return new Promise((resolve, reject) => {
+    const failed = (error: Error) => reject(denoError(error));
+    server.once("error", failed);
+    server.listen({ host: hostname, port }, () => {
+      server.off("error", failed);
+      resolve(server);
+    });
+  });
+}
+
+/**
+ * A `node:net` server handing out {@linkcode NodeSocket}s through `accept()`.
+ *
+ * Deno's `node:net` stops accepting for good once an accept fails for want of file descriptors,
+ * and says nothing (no error event, no callback; seen with `ulimit -n 100`): keep `--max-conns`
+ * well below the open-file limit with `--sockets node`. `Deno.listen` reports and retries.
+ */
 export class NodeListener implements ByteListener {
   readonly addr: Deno.NetAddr;
   #server: net.Server;
@@ -209,28 +229,20 @@ export class NodeListener implements ByteListener {
   private constructor(server: net.Server, addr: Deno.NetAddr) {
     this.#server = server;
     this.addr = addr;
-    server.on("connection", (socket: net.Socket) => this.#hand(new NodeSocket(socket), null));
-    // After listening, a server error is an accept that failed (out of descriptors, ...).
-    server.on("error", (error: Error) => this.#hand(null, denoError(error)));
+    this.#watch(server);
   }
 
   /**
    * Listens on `hostname:port` (0: a free port). Rejects with `Deno.errors.AddrInUse` and the
    * like, as `Deno.listen` throws them.
    */
-  static listen(hostname: string, port: number): Promise<NodeListener> {
-    // Half-open: a client that shuts down its side still gets the answers to what it sent.
-    const server = net.createServer({ allowHalfOpen: true });
-    return new Promise((resolve, reject) => {
-      const failed = (error: Error) => reject(denoError(error));
-      server.once("error", failed);
-      server.listen({ host: hostname, port, exclusive: true }, () => {
-        server.off("error", failed);
-        const bound = server.address() as net.AddressInfo;
-        resolve(
-          new NodeListener(server, { transport: "tcp", hostname: bound.address, port: bound.port }),
-        );
-      });
+  static async listen(hostname: string, port: number): Promise<NodeListener> {
+    const server = await bind(hostname, port);
+    const bound = server.address() as net.AddressInfo;
+    return new NodeListener(server, {
+      transport: "tcp",
+      hostname: bound.address,
+      port: bound.port,
     });
   }
 
@@ -255,6 +267,12 @@ export class NodeListener implements ByteListener {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.reject(closedError());
+  }
+
+  #watch(server: net.Server): void {
+    server.on("connection", (socket: net.Socket) => this.#hand(new NodeSocket(socket), null));
+    // After listening, a server error is an accept that failed.
+    server.on("error", (error: Error) => this.#hand(null, denoError(error)));
   }
 
   #hand(socket: NodeSocket | null, error: Error | null): void {

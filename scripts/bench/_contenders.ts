@@ -26,6 +26,14 @@ export const PARLEY: Contender = {
   start: () => startServer("memory"),
 };
 
+/** The same with its plain TCP sockets from `node:net` (`--sockets node`). */
+export const PARLEY_NODE: Contender = {
+  name: "parley --sockets node",
+  kind: "chat",
+  missing: () => null,
+  start: () => startServer("memory", ["--sockets", "node"]),
+};
+
 /** The minimal Deno.serve build of the same contract. */
 export const DENO_PEER: Contender = {
   name: "Deno.serve peer",

@@ -7,7 +7,14 @@
  */
 import { ClientPool, type PollReport, type SendReport } from "./_client.ts";
 import { createSessions, deleteSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
-import { available, type Contender, DENO_PEER, PARLEY, withFresh } from "./_contenders.ts";
+import {
+  available,
+  type Contender,
+  DENO_PEER,
+  PARLEY,
+  PARLEY_NODE,
+  withFresh,
+} from "./_contenders.ts";
 import { peakRssKiB, rssKiB } from "./_proc.ts";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
 import { api, type Server } from "./_server_process.ts";
@@ -127,7 +134,7 @@ async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 200 : 5000;
   const seconds = options.seconds ?? (options.quick ? 1 : 30);
   const settleMs = options.quick ? 500 : 5000;
-  const contenders = available("churn", [PARLEY, DENO_PEER]);
+  const contenders = available("churn", [PARLEY, PARLEY_NODE, DENO_PEER]);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   const senders = ClientPool.start(1);
@@ -175,7 +182,7 @@ async function run(options: BenchOptions): Promise<void> {
         `${((100 * latencies.length) / (accepted * n)).toFixed(1)}%`,
         count(r.reports.reduce((t, x) => t + x.duplicates, 0)),
         ms(percentile(latencies, 99)),
-        name === PARLEY.name
+        name === PARLEY.name || name === PARLEY_NODE.name
           ? `peak ${peakMet ? "met" : "NOT met"}, left ${afterMet ? "met" : "NOT met"}`
           : "",
       ];

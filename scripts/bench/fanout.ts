@@ -14,6 +14,7 @@ import {
   NCHAN,
   NODE_FLOOR,
   PARLEY,
+  PARLEY_NODE,
   withFresh,
 } from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
@@ -190,8 +191,15 @@ export function fanoutRows(
 
 async function run(options: BenchOptions): Promise<void> {
   const sizes = options.quick ? [200] : [1000, 10_000];
-  const contenders = available("fanout", [NCHAN, PARLEY, DENO_PEER, DENO_FLOOR, NODE_FLOOR]);
-  const peers = contenders.filter((c) => c !== PARLEY).map((c) => c.name);
+  const contenders = available("fanout", [
+    NCHAN,
+    PARLEY,
+    PARLEY_NODE,
+    DENO_PEER,
+    DENO_FLOOR,
+    NODE_FLOOR,
+  ]);
+  const peers = contenders.filter((c) => c !== PARLEY && c !== PARLEY_NODE).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {
     const rounds = options.rounds ?? (options.quick ? 1 : 3);

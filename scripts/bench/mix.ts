@@ -6,7 +6,15 @@
  */
 import { ClientPool, type PollReport, type SendReport, type SendTarget } from "./_client.ts";
 import { createSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
-import { available, type Contender, DENO_PEER, NCHAN, PARLEY, withFresh } from "./_contenders.ts";
+import {
+  available,
+  type Contender,
+  DENO_PEER,
+  NCHAN,
+  PARLEY,
+  PARLEY_NODE,
+  withFresh,
+} from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
 import { cpuSeconds } from "./_proc.ts";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
@@ -85,7 +93,7 @@ async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const perSecond = options.quick ? 100 : 1000;
   const seconds = options.seconds ?? (options.quick ? 1 : 30);
-  const contenders = available("mix", [NCHAN, PARLEY, DENO_PEER]);
+  const contenders = available("mix", [NCHAN, PARLEY, PARLEY_NODE, DENO_PEER]);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   const senders = ClientPool.start(1);

@@ -12,8 +12,11 @@ export async function withHttpServer(
   options: HttpServerOptions,
   fn: (server: HttpServer, port: number) => Promise<void>,
 ): Promise<void> {
+  const sockets = Deno.env.get("PARLEY_TEST_SOCKETS");
   const server = new HttpServer(handler, {
     sweepInterval: 0,
+    // tests/sockets_node_test.ts runs these tests again on node:net sockets.
+    ...(sockets === "node" ? { sockets } : {}),
     ...options,
     hostname: "127.0.0.1",
     port: 0,
