@@ -12,7 +12,12 @@ import { wrk, wrkMissing } from "./_wrk.ts";
 
 const CONNECTIONS = 50;
 
-const NAMES = { parley: "parley HttpServer", deno: "Deno.serve", floor: "Deno.listen floor" };
+const NAMES = {
+  parley: "parley HttpServer",
+  "parley-node": "parley HttpServer, node:net sockets",
+  deno: "Deno.serve",
+  floor: "Deno.listen floor",
+};
 
 async function measure(server: keyof typeof NAMES, seconds: number): Promise<number> {
   const port = freePort();
@@ -46,12 +51,14 @@ async function run(options: BenchOptions): Promise<void> {
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
   const rounds = options.rounds ?? (options.quick ? 1 : 3);
   const parley: number[] = [];
+  const parleyNode: number[] = [];
   const deno: number[] = [];
   const floor: number[] = [];
   for (let round = 0; round < rounds; round++) {
     // Alternating, so drift on the machine hits all alike.
     deno.push(await measure("deno", seconds));
     parley.push(await measure("parley", seconds));
+    parleyNode.push(await measure("parley-node", seconds));
     floor.push(await measure("floor", seconds));
   }
   const row = (name: string, xs: number[]) => [
@@ -65,6 +72,7 @@ async function run(options: BenchOptions): Promise<void> {
     [
       row(NAMES.deno, deno),
       row(NAMES.parley, parley),
+      row(NAMES["parley-node"], parleyNode),
       row(`${NAMES.floor} (no parsing)`, floor),
     ],
     `HTTP keep-alive, tiny GET, same handler: wrk -t1 -c${CONNECTIONS} -d${seconds}s ` +

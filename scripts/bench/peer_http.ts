@@ -4,7 +4,7 @@
  * what `Deno.listen` allows at all: one read and one write of a fixed answer per request, no
  * parsing (it answers each read once, so it is only right for clients that wait for each answer).
  *
- *   deno run -A scripts/bench/peer_http.ts --server parley|deno|floor --port P
+ *   deno run -A scripts/bench/peer_http.ts --server parley|parley-node|deno|floor --port P
  */
 import { parseArgs } from "node:util";
 import { HttpServer } from "../../lib/http/server.ts";
@@ -36,10 +36,15 @@ if (import.meta.main) {
     options: { server: { type: "string" }, port: { type: "string" } },
   });
   const port = Number(values.port ?? 8082);
-  if (values.server === "parley") {
+  if (values.server === "parley" || values.server === "parley-node") {
     const server = new HttpServer(
       () => ({ status: 200, headers: { "Content-Type": TYPE }, body: BODY }),
-      { hostname: "127.0.0.1", port, maxPipeline: 16 },
+      {
+        hostname: "127.0.0.1",
+        port,
+        maxPipeline: 16,
+        sockets: values.server === "parley-node" ? "node" : "deno",
+      },
     );
     void server.listen();
   } else if (values.server === "deno") {
@@ -50,7 +55,7 @@ if (import.meta.main) {
   } else if (values.server === "floor") {
     void floor(port);
   } else {
-    console.error("peer_http: --server must be parley, deno or floor");
+    console.error("peer_http: --server must be parley, parley-node, deno or floor");
     Deno.exit(2);
   }
 }

@@ -126,18 +126,25 @@ async function run(options: BenchOptions): Promise<void> {
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
   const rounds = options.rounds ?? (options.quick ? 1 : 2);
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-sends-" });
-  const runs = new Map<string, SendsRun[]>([["memory", []], ["sqlite", []]]);
+  const runs = new Map<string, SendsRun[]>([
+    ["memory", []],
+    ["memory, --sockets node", []],
+    ["sqlite", []],
+  ]);
   const notes: string[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      for (
-        const [label, store] of [["memory", "memory"], ["sqlite", `sqlite:${dir}/${round}.db`]]
-      ) {
-        const server = await startServer(store!);
+      const setups: [string, string, string[]][] = [
+        ["memory", "memory", []],
+        ["memory, --sockets node", "memory", ["--sockets", "node"]],
+        ["sqlite", `sqlite:${dir}/${round}.db`, []],
+      ];
+      for (const [label, store, flags] of setups) {
+        const server = await startServer(store, flags);
         try {
           const result = await measureSends([server], seconds);
-          runs.get(label!)!.push(result);
-          notes.push(...sendNotes(label!, result));
+          runs.get(label)!.push(result);
+          notes.push(...sendNotes(label, result));
         } finally {
           await server.stop();
           if (server.stderr().trim()) notes.push(`${label} stderr: ${server.stderr().trim()}`);
@@ -171,6 +178,6 @@ async function run(options: BenchOptions): Promise<void> {
 /** The accepted-sends scenario. */
 export const sends: Scenario = {
   name: "sends",
-  summary: "accepted sends/s at 64 clients, memory store and SQLite store",
+  summary: "accepted sends/s at 64 clients, memory store (both socket kinds) and SQLite store",
   run,
 };
