@@ -90,3 +90,18 @@ export async function withFresh<T>(
     if (said && notes) notes.push(`${contender.name} wrote to stderr: ${said.slice(0, 500)}`);
   }
 }
+
+/** Everything a waiting-poll table compares: Parley both ways, its peers and both floors. */
+export const WAITING_POLL_CONTENDERS: readonly Contender[] = [
+  NCHAN,
+  PARLEY,
+  PARLEY_NODE,
+  DENO_PEER,
+  DENO_FLOOR,
+  NODE_FLOOR,
+];
+
+/** Whether `contender` is Parley (either socket kind), the subject rather than a peer. */
+export function isParley(contender: Contender): boolean {
+  return contender === PARLEY || contender === PARLEY_NODE;
+}

@@ -9,12 +9,8 @@ import { createSessions, gauge, joinRooms, sendOne, waitUntil } from "./_chat.ts
 import {
   available,
   type Contender,
-  DENO_FLOOR,
-  DENO_PEER,
-  NCHAN,
-  NODE_FLOOR,
-  PARLEY,
-  PARLEY_NODE,
+  isParley,
+  WAITING_POLL_CONTENDERS,
   withFresh,
 } from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
@@ -191,15 +187,8 @@ export function fanoutRows(
 
 async function run(options: BenchOptions): Promise<void> {
   const sizes = options.quick ? [200] : [1000, 10_000];
-  const contenders = available("fanout", [
-    NCHAN,
-    PARLEY,
-    PARLEY_NODE,
-    DENO_PEER,
-    DENO_FLOOR,
-    NODE_FLOOR,
-  ]);
-  const peers = contenders.filter((c) => c !== PARLEY && c !== PARLEY_NODE).map((c) => c.name);
+  const contenders = available("fanout", [...WAITING_POLL_CONTENDERS]);
+  const peers = contenders.filter((c) => !isParley(c)).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {
     const rounds = options.rounds ?? (options.quick ? 1 : 3);

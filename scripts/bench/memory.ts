@@ -8,12 +8,8 @@ import { createSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
 import {
   available,
   type Contender,
-  DENO_FLOOR,
-  DENO_PEER,
-  NCHAN,
-  NODE_FLOOR,
-  PARLEY,
-  PARLEY_NODE,
+  isParley,
+  WAITING_POLL_CONTENDERS,
   withFresh,
 } from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
@@ -61,14 +57,7 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const rounds = options.rounds ?? 1;
-  const contenders = available("memory", [
-    NCHAN,
-    PARLEY,
-    PARLEY_NODE,
-    DENO_PEER,
-    DENO_FLOOR,
-    NODE_FLOOR,
-  ]);
+  const contenders = available("memory", [...WAITING_POLL_CONTENDERS]);
   const results = new Map<string, MemoryRound[]>(contenders.map((c) => [c.name, []]));
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
@@ -88,7 +77,7 @@ async function run(options: BenchOptions): Promise<void> {
     const rs = results.get(name);
     return rs ? median(rs.map(perPoll)) : undefined;
   };
-  const peers = contenders.filter((c) => c !== PARLEY && c !== PARLEY_NODE).map((c) => c.name);
+  const peers = contenders.filter((c) => !isParley(c)).map((c) => c.name);
   printTable(
     [
       "server",
