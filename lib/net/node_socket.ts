@@ -40,15 +40,16 @@ function closedError(): Error {
 }
 
 /** `node:net` error codes as the `Deno.errors` classes callers already handle. */
+const DENO_ERRORS: Record<string, new (message: string) => Error> = {
+  EADDRINUSE: Deno.errors.AddrInUse,
+  EADDRNOTAVAIL: Deno.errors.AddrNotAvailable,
+  EACCES: Deno.errors.PermissionDenied,
+  ECONNRESET: Deno.errors.ConnectionReset,
+  EPIPE: Deno.errors.BrokenPipe,
+};
+
 function denoError(error: Error & { code?: string }): Error {
-  const known: Record<string, new (message: string) => Error> = {
-    EADDRINUSE: Deno.errors.AddrInUse,
-    EADDRNOTAVAIL: Deno.errors.AddrNotAvailable,
-    EACCES: Deno.errors.PermissionDenied,
-    ECONNRESET: Deno.errors.ConnectionReset,
-    EPIPE: Deno.errors.BrokenPipe,
-  };
-  const Class = error.code ? known[error.code] : undefined;
+  const Class = error.code ? DENO_ERRORS[error.code] : undefined;
   return Class ? new Class(error.message) : error;
 }
 
@@ -197,20 +198,6 @@ export class NodeSocket implements ByteSocket {
   }
 }
 
-/** A bound `node:net` server, or why binding failed (as `Deno.listen` would throw it). */
-function bind(hostname: string, port: number): Promise<net.Server> {
-  // Half-open: a client that shuts down its side still gets the answers to what it sent.
-  const server = net.createServer({ allowHalfOpen: true });
-  return new Promise((resolve, reject) => {
-    const failed = (error: Error) => reject(denoError(error));
-    server.once("error", failed);
-    server.listen({ host: hostname, port }, () => {
-      server.off("error", failed);
-      resolve(server);
-    });
-  });
-}
-
 /**
  * A `node:net` server handing out {@linkcode NodeSocket}s through `accept()`.
  *
@@ -226,23 +213,29 @@ export class NodeListener implements ByteListener {
   #waiter: { resolve: (socket: ByteSocket) => void; reject: (error: Error) => void } | null = null;
   #closed = false;
 
-  private constructor(server: net.Server, addr: Deno.NetAddr) {
+  private constructor(server: net.Server) {
     this.#server = server;
-    this.addr = addr;
-    this.#watch(server);
+    const bound = server.address() as net.AddressInfo;
+    this.addr = { transport: "tcp", hostname: bound.address, port: bound.port };
+    server.on("connection", (socket: net.Socket) => this.#hand(new NodeSocket(socket), null));
+    // After listening, a server error is an accept that failed.
+    server.on("error", (error: Error) => this.#hand(null, denoError(error)));
   }
 
   /**
    * Listens on `hostname:port` (0: a free port). Rejects with `Deno.errors.AddrInUse` and the
    * like, as `Deno.listen` throws them.
    */
-  static async listen(hostname: string, port: number): Promise<NodeListener> {
-    const server = await bind(hostname, port);
-    const bound = server.address() as net.AddressInfo;
-    return new NodeListener(server, {
-      transport: "tcp",
-      hostname: bound.address,
-      port: bound.port,
+  static listen(hostname: string, port: number): Promise<NodeListener> {
+    // Half-open: a client that shuts down its side still gets the answers to what it sent.
+    const server = net.createServer({ allowHalfOpen: true });
+    return new Promise((resolve, reject) => {
+      const failed = (error: Error) => reject(denoError(error));
+      server.once("error", failed);
+      server.listen({ host: hostname, port }, () => {
+        server.off("error", failed);
+        resolve(new NodeListener(server));
+      });
     });
   }
 
@@ -267,12 +260,6 @@ export class NodeListener implements ByteListener {
     const waiter = this.#waiter;
     this.#waiter = null;
     waiter?.reject(closedError());
-  }
-
-  #watch(server: net.Server): void {
-    server.on("connection", (socket: net.Socket) => this.#hand(new NodeSocket(socket), null));
-    // After listening, a server error is an accept that failed.
-    server.on("error", (error: Error) => this.#hand(null, denoError(error)));
   }
 
   #hand(socket: NodeSocket | null, error: Error | null): void {
