@@ -7,6 +7,14 @@ import { FakeClock } from "./_clock.ts";
 
 export { FakeClock };
 
+/**
+ * The kind of plain TCP sockets test servers use: tests/sockets_node_test.ts runs the integration
+ * tests again with PARLEY_TEST_SOCKETS=node.
+ */
+export const TEST_SOCKETS: "deno" | "node" = Deno.env.get("PARLEY_TEST_SOCKETS") === "node"
+  ? "node"
+  : "deno";
+
 /** A config from flags, with test defaults: loopback, any port, memory store, no rate limits. */
 export function testConfig(flags: string[] = []): Config {
   const defaults: Record<string, string> = {
@@ -16,8 +24,7 @@ export function testConfig(flags: string[] = []): Config {
     "--session-rate": "0",
     "--send-rate": "0",
     "--log-level": "error",
-    // tests/sockets_node_test.ts runs the integration tests again on node:net sockets.
-    "--sockets": Deno.env.get("PARLEY_TEST_SOCKETS") ?? "deno",
+    "--sockets": TEST_SOCKETS,
   };
   // A flag the test gives replaces its default (a flag given twice is an error).
   for (const flag of flags) delete defaults[flag.split("=", 1)[0]!];

@@ -1,5 +1,6 @@
 /** Raw-socket helpers of the HTTP tests: a server on an ephemeral loopback port and a client that speaks bytes. */
 import { HttpServer, type HttpServerOptions, type ServerHandler } from "../../lib/http/server.ts";
+import { TEST_SOCKETS } from "../_server.ts";
 
 export { FakeClock as ManualClock } from "../_clock.ts";
 
@@ -12,11 +13,9 @@ export async function withHttpServer(
   options: HttpServerOptions,
   fn: (server: HttpServer, port: number) => Promise<void>,
 ): Promise<void> {
-  const sockets = Deno.env.get("PARLEY_TEST_SOCKETS");
   const server = new HttpServer(handler, {
     sweepInterval: 0,
-    // tests/sockets_node_test.ts runs these tests again on node:net sockets.
-    ...(sockets === "node" ? { sockets } : {}),
+    sockets: TEST_SOCKETS,
     ...options,
     hostname: "127.0.0.1",
     port: 0,

@@ -5,16 +5,25 @@ import { closeQuietly, concat, readToEnd, until, within } from "./_pair.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** A NodeListener on 127.0.0.1, a client connected to it, and the accepted socket. */
-async function pair(): Promise<
-  { listener: NodeListener; client: Deno.TcpConn; server: NodeSocket }
-> {
+/**
+ * Runs `fn` with a NodeListener on 127.0.0.1, a client connected to it and the accepted socket;
+ * always closes all three.
+ */
+async function withPair(
+  fn: (pair: { listener: NodeListener; client: Deno.TcpConn; server: NodeSocket }) => Promise<void>,
+): Promise<void> {
   const listener = await NodeListener.listen("127.0.0.1", 0);
   const [client, server] = await Promise.all([
     Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
     listener.accept(),
   ]);
-  return { listener, client, server: server as NodeSocket };
+  try {
+    await fn({ listener, client, server: server as NodeSocket });
+  } finally {
+    closeQuietly(client);
+    closeQuietly(server);
+    listener.close();
+  }
 }
 
 async function readAll(socket: NodeSocket): Promise<Uint8Array> {
@@ -26,9 +35,8 @@ async function readAll(socket: NodeSocket): Promise<Uint8Array> {
   return concat(parts);
 }
 
-Deno.test("node socket reads and writes like a Deno.Conn, with the peer's address", async () => {
-  const { listener, client, server } = await pair();
-  try {
+Deno.test("node socket reads and writes like a Deno.Conn, with the peer's address", () =>
+  withPair(async ({ listener, client, server }) => {
     assert.notEqual(listener.addr.port, 0);
     assert.equal(server.remoteAddr.hostname, "127.0.0.1");
     await client.write(encoder.encode("ping"));
@@ -42,16 +50,10 @@ Deno.test("node socket reads and writes like a Deno.Conn, with the peer's addres
     const answer = new Uint8Array(4);
     assert.equal(await client.read(answer), 4);
     assert.equal(decoder.decode(answer), "pong");
-  } finally {
-    closeQuietly(client);
-    closeQuietly(server);
-    listener.close();
-  }
-});
+  }));
 
-Deno.test("node socket reports the peer's EOF after its bytes, and still writes (half-close)", async () => {
-  const { listener, client, server } = await pair();
-  try {
+Deno.test("node socket reports the peer's EOF after its bytes, and still writes (half-close)", () =>
+  withPair(async ({ client, server }) => {
     await client.write(encoder.encode("last words"));
     await client.closeWrite();
     assert.equal(decoder.decode(await readAll(server)), "last words");
@@ -59,23 +61,17 @@ Deno.test("node socket reports the peer's EOF after its bytes, and still writes 
     await server.write(encoder.encode("answer"));
     await server.closeWrite();
     assert.equal(decoder.decode(await readToEnd(client)), "answer");
-  } finally {
-    closeQuietly(client);
-    closeQuietly(server);
-    listener.close();
-  }
-});
+  }));
 
-Deno.test("node socket stops reading ahead of its reader, and loses nothing when it goes on", async () => {
-  const { listener, client, server } = await pair();
-  const total = 4 << 20;
-  const sent = new Uint8Array(total).map((_, i) => i % 251);
-  const writing = (async () => {
-    let off = 0;
-    while (off < total) off += await client.write(sent.subarray(off));
-    await client.closeWrite();
-  })();
-  try {
+Deno.test("node socket stops reading ahead of its reader, and loses nothing when it goes on", () =>
+  withPair(async ({ client, server }) => {
+    const total = 4 << 20;
+    const sent = new Uint8Array(total).map((_, i) => i % 251);
+    const writing = (async () => {
+      let off = 0;
+      while (off < total) off += await client.write(sent.subarray(off));
+      await client.closeWrite();
+    })();
     await until(() => server.bufferedBytes >= READ_AHEAD, 5000, "bytes read ahead");
     // The client keeps writing, but the socket takes at most the read-ahead and one more read.
     await new Promise((resolve) => setTimeout(resolve, 200));
@@ -85,16 +81,10 @@ Deno.test("node socket stops reading ahead of its reader, and loses nothing when
     await writing;
     assert.equal(received.byteLength, total);
     assert.deepEqual(received, sent);
-  } finally {
-    closeQuietly(client);
-    closeQuietly(server);
-    listener.close();
-  }
-});
+  }));
 
-Deno.test("node socket: close() ends a pending read with BadResource, and a second close throws", async () => {
-  const { listener, client, server } = await pair();
-  try {
+Deno.test("node socket: close() ends a pending read with BadResource, and a second close throws", () =>
+  withPair(async ({ client, server }) => {
     const reading = server.read(new Uint8Array(16));
     server.close();
     await assert.rejects(reading, Deno.errors.BadResource);
@@ -102,11 +92,7 @@ Deno.test("node socket: close() ends a pending read with BadResource, and a seco
     await assert.rejects(server.write(encoder.encode("x")), Deno.errors.BadResource);
     // The peer sees the connection end.
     assert.equal((await readToEnd(client)).byteLength, 0);
-  } finally {
-    closeQuietly(client);
-    listener.close();
-  }
-});
+  }));
 
 Deno.test("node listener refuses a taken port with AddrInUse, and close() ends a pending accept", async () => {
   const listener = await NodeListener.listen("127.0.0.1", 0);
@@ -121,10 +107,7 @@ Deno.test("node listener refuses a taken port with AddrInUse, and close() ends a
     await assert.rejects(listener.accept(), Deno.errors.BadResource);
     await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
   } finally {
-    try {
-      listener.close();
-    } catch {
-      // Closed above.
-    }
+    // Closed above unless an assertion failed first.
+    closeQuietly(listener);
   }
 });
