@@ -101,7 +101,7 @@ export const WAITING_POLL_CONTENDERS: readonly Contender[] = [
   NODE_FLOOR,
 ];
 
-/** Whether `contender` is Parley (either socket kind), the subject rather than a peer. */
-export function isParley(contender: Contender): boolean {
-  return contender === PARLEY || contender === PARLEY_NODE;
+/** Whether the contender named `name` is Parley (either socket kind), the subject, not a peer. */
+export function isParley(name: string): boolean {
+  return name === PARLEY.name || name === PARLEY_NODE.name;
 }

@@ -11,6 +11,7 @@ import {
   available,
   type Contender,
   DENO_PEER,
+  isParley,
   PARLEY,
   PARLEY_NODE,
   withFresh,
@@ -33,7 +34,10 @@ interface ChurnResult {
   peak: number;
   /** KiB once every client left, after each run. */
   after: number[];
-  /** Seconds after the last client left until memory was back within the target, per run (null: not within the wait). */
+  /**
+   * Seconds after the last client left until memory was back within the target, per run (null:
+   * not within the wait).
+   */
   back: (number | null)[];
   reports: PollReport[];
   sends: SendReport[];
@@ -203,7 +207,7 @@ async function run(options: BenchOptions): Promise<void> {
         `${((100 * latencies.length) / (accepted * n)).toFixed(1)}%`,
         count(r.reports.reduce((t, x) => t + x.duplicates, 0)),
         ms(percentile(latencies, 99)),
-        name === PARLEY.name || name === PARLEY_NODE.name
+        isParley(name)
           ? `peak ${peakMet ? "met" : "NOT met"}, left ${afterMet ? "met" : "NOT met"}`
           : "",
       ];

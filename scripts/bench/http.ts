@@ -12,11 +12,12 @@ import { wrk, wrkMissing } from "./_wrk.ts";
 
 const CONNECTIONS = 50;
 
+/** The servers of `peer_http.ts`, in the order they are measured and printed. */
 const NAMES = {
+  deno: "Deno.serve",
   parley: "parley HttpServer",
   "parley-node": "parley HttpServer, node:net sockets",
-  deno: "Deno.serve",
-  floor: "Deno.listen floor",
+  floor: "Deno.listen floor (no parsing)",
 };
 
 async function measure(server: keyof typeof NAMES, seconds: number): Promise<number> {
@@ -50,31 +51,24 @@ async function run(options: BenchOptions): Promise<void> {
   if (missing) return skipped("http", missing);
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
   const rounds = options.rounds ?? (options.quick ? 1 : 3);
-  const parley: number[] = [];
-  const parleyNode: number[] = [];
-  const deno: number[] = [];
-  const floor: number[] = [];
+  const servers = Object.keys(NAMES) as (keyof typeof NAMES)[];
+  const results = new Map(servers.map((server) => [server, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
     // Alternating, so drift on the machine hits all alike.
-    deno.push(await measure("deno", seconds));
-    parley.push(await measure("parley", seconds));
-    parleyNode.push(await measure("parley-node", seconds));
-    floor.push(await measure("floor", seconds));
+    for (const server of servers) results.get(server)!.push(await measure(server, seconds));
   }
-  const row = (name: string, xs: number[]) => [
-    name,
-    count(median(xs)),
-    `${count(Math.min(...xs))}–${count(Math.max(...xs))}`,
-    ratio(median(xs), median(deno)),
-  ];
+  const deno = median(results.get("deno")!);
   printTable(
     ["server", "requests/s", "range", "vs Deno.serve"],
-    [
-      row(NAMES.deno, deno),
-      row(NAMES.parley, parley),
-      row(NAMES["parley-node"], parleyNode),
-      row(`${NAMES.floor} (no parsing)`, floor),
-    ],
+    servers.map((server) => {
+      const xs = results.get(server)!;
+      return [
+        NAMES[server],
+        count(median(xs)),
+        `${count(Math.min(...xs))}–${count(Math.max(...xs))}`,
+        ratio(median(xs), deno),
+      ];
+    }),
     `HTTP keep-alive, tiny GET, same handler: wrk -t1 -c${CONNECTIONS} -d${seconds}s ` +
       `(medians of ${rounds} rounds, fresh processes each round)`,
   );

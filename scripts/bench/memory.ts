@@ -77,7 +77,7 @@ async function run(options: BenchOptions): Promise<void> {
     const rs = results.get(name);
     return rs ? median(rs.map(perPoll)) : undefined;
   };
-  const peers = contenders.filter((c) => !isParley(c)).map((c) => c.name);
+  const peers = contenders.filter((c) => !isParley(c.name)).map((c) => c.name);
   printTable(
     [
       "server",

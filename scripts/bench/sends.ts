@@ -126,20 +126,17 @@ async function run(options: BenchOptions): Promise<void> {
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
   const rounds = options.rounds ?? (options.quick ? 1 : 2);
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-sends-" });
-  const runs = new Map<string, SendsRun[]>([
-    ["memory", []],
-    ["memory, --sockets node", []],
-    ["sqlite", []],
-  ]);
+  /** What is measured: a label, the store (a fresh SQLite file per round) and extra flags. */
+  const setups = (round: number): [string, string, string[]][] => [
+    ["memory", "memory", []],
+    ["memory, --sockets node", "memory", ["--sockets", "node"]],
+    ["sqlite", `sqlite:${dir}/${round}.db`, []],
+  ];
+  const runs = new Map<string, SendsRun[]>(setups(0).map(([label]) => [label, []]));
   const notes: string[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
-      const setups: [string, string, string[]][] = [
-        ["memory", "memory", []],
-        ["memory, --sockets node", "memory", ["--sockets", "node"]],
-        ["sqlite", `sqlite:${dir}/${round}.db`, []],
-      ];
-      for (const [label, store, flags] of setups) {
+      for (const [label, store, flags] of setups(round)) {
         const server = await startServer(store, flags);
         try {
           const result = await measureSends([server], seconds);
