@@ -286,9 +286,10 @@ export class LocalState implements SharedState {
     }
     const lapsed = [...this.#bans.values()].filter((ban) => ban.until <= now).map((ban) => ban.id);
     if (lapsed.length > 0) await this.#commit({ deleteBans: lapsed });
-    const expired = [...this.#byToken.values()].filter((s) =>
-      s.ending === null && now - s.lastSeen >= graceMs
-    );
+    const expired: LocalSession[] = [];
+    this.#byToken.forEach((s) => {
+      if (s.ending === null && now - s.lastSeen >= graceMs) expired.push(s);
+    });
     if (expired.length > 0) await this.#end(expired, now, {});
     return expired.length;
   }

@@ -321,3 +321,38 @@ Deno.test("sweep expires sessions absent for the grace, not those with an open p
   abort.abort();
   await waiting;
 });
+
+Deno.test("sweep marks sessions with a poll open present once per quarter grace (at most every 15 s), not every second", async () => {
+  for (const [grace, every] of [[60, 15], [8, 2]] as const) {
+    const clock = new FakeClock();
+    const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
+      history: 100,
+      now: clock.now,
+    });
+    const touchedAt: number[] = [];
+    const touch = state.touch.bind(state);
+    state.touch = (seen) => {
+      if (seen.size > 0) touchedAt.push(clock.now());
+      return touch(seen);
+    };
+    const store = new ChatStore(state, options({ now: clock.now, presenceGrace: grace }));
+    const polling = await session(store, "polling");
+    await store.join(polling, "lobby");
+    const start = clock.now();
+    const abort = new AbortController();
+    const waiting = store.poll(polling, null, 30, abort.signal);
+    for (let s = 1; s <= 29; s++) {
+      clock.advance(1000);
+      await store.sweep();
+    }
+    assert.deepEqual(
+      touchedAt.map((at) => (at - start) / 1000),
+      Array.from({ length: Math.ceil(29 / every) }, (_, i) => 1 + i * every),
+      `grace ${grace} s`,
+    );
+    // However long the poll stays open, the session stays: 29 s is past the 8 s grace.
+    assert.ok(auth(store, polling.token), `grace ${grace} s: the polling session expired`);
+    abort.abort();
+    await waiting;
+  }
+});
