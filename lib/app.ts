@@ -14,6 +14,7 @@ import type { SharedState } from "./storage/shared_state.ts";
 import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
 import { VolatileEventLog } from "./storage/volatile_event_log.ts";
 import { errorLine, fileErrorLine } from "./error_line.ts";
+import { exposedCollection, HeapTrimmer } from "./heap_trim.ts";
 
 /** Hooks for tests: an injected clock and manual sweeps instead of timers. */
 export interface AppOptions {
@@ -53,6 +54,29 @@ export interface App {
 const HEALTH_EVERY = 5;
 /** What a backend's own close deadline may overrun before shutdown stops waiting for it. */
 const CLOSE_GRACE_MS = 250;
+
+/** Starts trimming the heap after bursts (`--trim-idle`), when V8's `gc()` is there to do it. */
+function startTrimmer(config: Config, logger: Logger): HeapTrimmer | null {
+  if (config.trimIdle === 0) return null;
+  const collect = exposedCollection();
+  if (!collect) {
+    logger.debug("heap trimming off: start with --v8-flags=--expose-gc to have it");
+    return null;
+  }
+  const mib = (bytes: number) => Math.round(bytes / 1024 / 102.4) / 10;
+  const trimmer = new HeapTrimmer({
+    quietMs: config.trimIdle * 1000,
+    collect,
+    onTrim: ({ before, after, ms }) =>
+      logger.debug("heap trimmed", {
+        beforeMiB: mib(before),
+        afterMiB: mib(after),
+        ms: Math.round(ms),
+      }),
+  });
+  trimmer.start();
+  return trimmer;
+}
 
 /** Opens the store named by `--store`; rejects with StorageError with a readable message. */
 export async function openState(
@@ -233,6 +257,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       if (sweeps++ % HEALTH_EVERY === 0) await store.checkHealth();
     };
     const sweeper = sweepInterval > 0 ? setInterval(() => void sweep(), sweepInterval) : undefined;
+    const trimmer = startTrimmer(config, logger);
     const host = addr.hostname === "0.0.0.0"
       ? "127.0.0.1"
       : addr.hostname === "::"
@@ -293,6 +318,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
           // The sweeps go on while draining: requests stuck on a stalled store get their 503.
           await running.shutdown(timeoutMs);
           clearInterval(sweeper);
+          trimmer?.stop();
           const left = Math.max(0, deadline - Date.now());
           // The backend is asked to keep the deadline, and not trusted to: a stalled one is left.
           let lateTimer: ReturnType<typeof setTimeout> | undefined;

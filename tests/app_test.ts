@@ -2,7 +2,9 @@
 import assert from "node:assert/strict";
 import { SECURITY_HEADERS } from "../lib/http/response.ts";
 import { PAGE_CSP } from "../lib/http/static_files.ts";
-import { withServer } from "./_server.ts";
+import { startApp } from "../lib/app.ts";
+import { Logger } from "../lib/log.ts";
+import { testConfig, withServer } from "./_server.ts";
 
 function assertSecurityHeaders(headers: Headers, what: string): void {
   for (const [name, value] of Object.entries(SECURITY_HEADERS)) {
@@ -44,6 +46,67 @@ Deno.test("the page, static files, 304s, API answers and errors all carry the se
       const res = await client.raw(path);
       assert.equal(res.status, path === "/nowhere" ? 404 : 200, path);
       assertSecurityHeaders(res.headers, path);
+    }
+  });
+});
+
+/** Runs `fn` with `globalThis.gc` set to `gc` (undefined: absent), as `--expose-gc` would. */
+async function withGc(gc: unknown, fn: () => Promise<void>): Promise<void> {
+  const global = globalThis as { gc?: unknown };
+  const before = global.gc;
+  if (gc === undefined) delete global.gc;
+  else global.gc = gc;
+  try {
+    await fn();
+  } finally {
+    if (before === undefined) delete global.gc;
+    else global.gc = before;
+  }
+}
+
+Deno.test("the app trims the heap with V8's memory-reducing gc once quiet after the heap grew, and logs it at debug level", async () => {
+  let ballast: number[][] | null = null;
+  const calls: unknown[] = [];
+  let trimmed!: () => void;
+  const done = new Promise<void>((resolve) => trimmed = resolve);
+  const gc = (options: unknown) => {
+    calls.push(options);
+    ballast = null;
+    trimmed();
+  };
+  await withGc(gc, async () => {
+    const lines: string[] = [];
+    const app = await startApp(testConfig(["--trim-idle", "0.1", "--log-level", "debug"]), {
+      logger: new Logger("debug", "text", (line) => lines.push(line)),
+    });
+    // The trimmer cannot tell live from garbage: 32 MiB more heap is a burst's leftovers to it.
+    const guard = setTimeout(() => {}, 10_000);
+    try {
+      ballast = Array.from({ length: 32 }, () => new Array<number>(128 * 1024).fill(1.5));
+      await done;
+    } finally {
+      clearTimeout(guard);
+      await app.shutdown(2000);
+    }
+    assert.equal(ballast, null);
+    assert.deepEqual(calls, [{ type: "major", flavor: "last-resort" }]);
+    assert.ok(lines.some((line) => line.includes("heap trimmed")), lines.join("\n"));
+  });
+});
+
+Deno.test("the app says at debug level that it cannot trim the heap without gc exposed, unless --trim-idle 0 turned trimming off", async () => {
+  await withGc(undefined, async () => {
+    for (const [flags, said] of [[[], true], [["--trim-idle", "0"], false]] as const) {
+      const lines: string[] = [];
+      const app = await startApp(testConfig([...flags, "--log-level", "debug"]), {
+        logger: new Logger("debug", "text", (line) => lines.push(line)),
+      });
+      await app.shutdown(2000);
+      assert.equal(
+        lines.some((line) => line.includes("heap trimming off")),
+        said,
+        lines.join("\n"),
+      );
     }
   });
 });
