@@ -1,7 +1,8 @@
 /**
  * Memory per waiting poll: resident memory (VmRSS, /proc) of a fresh server, then with N long
- * polls waiting in one room; (waiting − idle) / N. Chat servers also show the step after the
- * sessions joined and before they poll. nginx counts master plus worker.
+ * polls waiting in one room; (waiting − idle) / N, read 1 s and 5 s after they all waited. Chat
+ * servers also show the step after the sessions joined and before they poll. nginx counts master
+ * plus worker.
  */
 import { ClientPool } from "./_client.ts";
 import { createSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
@@ -9,6 +10,7 @@ import {
   available,
   type Contender,
   isParley,
+  NCHAN,
   WAITING_POLL_CONTENDERS,
   withFresh,
 } from "./_contenders.ts";
@@ -19,14 +21,18 @@ import type { Server } from "./_server_process.ts";
 import { count, median, mib, printTable, ratio } from "./_table.ts";
 
 const ROOM = "memory";
-/** Time for a fresh server to settle before its idle memory is read. */
+/** Time for a fresh server to settle before its idle memory is read, and for polls' garbage. */
 const SETTLE_MS = 1000;
+/** When memory is read again: what a poll costs once it has waited a while. */
+const LATER_MS = 5000;
 
 interface MemoryRound {
   idle: number;
   /** After the sessions joined (chat servers), KiB. */
   joined: number;
   waiting: number;
+  /** LATER_MS after the polls all waited. */
+  later: number;
 }
 
 async function measure(pool: ClientPool, contender: Contender, server: Server, n: number) {
@@ -48,7 +54,9 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
     }
     // Let the last requests' garbage settle as it would between bursts.
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    return { idle, joined, waiting: rss() };
+    const waiting = rss();
+    await new Promise((resolve) => setTimeout(resolve, LATER_MS - SETTLE_MS));
+    return { idle, joined, waiting, later: rss() };
   } finally {
     await pool.close();
   }
@@ -73,11 +81,13 @@ async function run(options: BenchOptions): Promise<void> {
     await pool.stopProcesses();
   }
   const perPoll = (r: MemoryRound) => (r.waiting - r.idle) / n;
+  const perPollLater = (r: MemoryRound) => (r.later - r.idle) / n;
   const perPollOf = (name: string) => {
     const rs = results.get(name);
     return rs ? median(rs.map(perPoll)) : undefined;
   };
   const peers = contenders.filter((c) => !isParley(c.name)).map((c) => c.name);
+  const nchan = results.get(NCHAN.name);
   printTable(
     [
       "server",
@@ -89,6 +99,8 @@ async function run(options: BenchOptions): Promise<void> {
       "range",
       "poll only KiB",
       ...peers.map((p) => `vs ${p}`),
+      `after ${LATER_MS / 1000} s KiB`,
+      ...(nchan ? [`after ${LATER_MS / 1000} s vs ${NCHAN.name}`] : []),
     ],
     [...results].map(([name, rs]) => {
       const per = rs.map(perPoll);
@@ -104,10 +116,13 @@ async function run(options: BenchOptions): Promise<void> {
           ? median(rs.map((r) => (r.waiting - r.joined) / n)).toFixed(1)
           : "–",
         ...peers.map((p) => ratio(median(per), perPollOf(p))),
+        median(rs.map(perPollLater)).toFixed(1),
+        ...(nchan ? [ratio(median(rs.map(perPollLater)), median(nchan.map(perPollLater)))] : []),
       ];
     }),
-    `Memory per waiting poll: (RSS with ${count(n)} polls waiting − RSS of the fresh server) / ` +
-      `${count(n)}; "poll only" counts from after the joins (medians of ${rounds} round` +
+    `Memory per waiting poll: (RSS ${SETTLE_MS / 1000} s after ${count(n)} polls all waited − ` +
+      `RSS of the fresh server) / ${count(n)}, and the same ${LATER_MS / 1000} s after; "poll ` +
+      `only" counts from after the joins (medians of ${rounds} round` +
       `${rounds === 1 ? "" : "s"}; nginx = master + worker)`,
   );
   for (const note of new Set(notes)) console.log(`note: ${note}`);
