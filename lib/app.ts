@@ -75,6 +75,7 @@ function startTrimmer(config: Config, logger: Logger): HeapTrimmer | null {
       }),
   });
   trimmer.start();
+  logger.debug("heap trimming on", { quietSeconds: config.trimIdle });
   return trimmer;
 }
 

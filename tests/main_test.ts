@@ -152,6 +152,51 @@ Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTE
   }
 });
 
+Deno.test("deno task start runs Parley with V8's gc exposed, so it trims its heap; plain deno run says it does not", async () => {
+  // The start task's own words (deno.json), run directly: deno task would leave its child behind.
+  const task = denoJson.tasks.start.trim().split(/\s+/).slice(1);
+  assert.equal(task.at(-1), "main.ts");
+  const runs: [string[], string][] = [
+    [task, "heap trimming on"],
+    [["run", "-A", "main.ts"], "heap trimming off"],
+  ];
+  for (const [args, said] of runs) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        ...args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--store",
+        "memory",
+        "--log-level",
+        "debug",
+      ],
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let log = "";
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!/listening on/.test(log) && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        log += value;
+      }
+      assert.match(log, /listening on/, log);
+      assert.ok(log.includes(said), `${args.join(" ")}: no "${said}" in:\n${log}`);
+    } finally {
+      child.kill("SIGTERM");
+      await reader.cancel().catch(() => {});
+      await child.status;
+    }
+  }
+});
+
 Deno.test("--tls-cert without --tls-key, or the other way round, is one line and exit 2", async () => {
   for (const args of [["--tls-cert", "cert.pem"], ["--tls-key", "key.pem"]]) {
     const { code, stdout, stderr } = await run(args);
