@@ -134,8 +134,8 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "1",
     arg: "S",
     help: "seconds of quiet after a burst before unused memory goes back to the system (a full " +
-      "garbage collection, about 20 ms per 1,000 waiting polls); 0 = never. Needs " +
-      "--v8-flags=--expose-gc, which deno task start and the compiled binary pass",
+      "garbage collection, about 20 ms per 1,000 waiting polls; none with over 128 MiB live); " +
+      "0 = never. Needs --v8-flags=--expose-gc, which deno task start and the compiled binary pass",
   },
   "presence-grace": {
     default: "60",

@@ -5,6 +5,7 @@ import {
   GARBAGE_SHARE,
   type HeapTrim,
   HeapTrimmer,
+  MAX_LIVE,
   MIN_GARBAGE,
   QUIET_BYTES,
 } from "../lib/heap_trim.ts";
@@ -84,6 +85,20 @@ Deno.test("heap trimmer takes a collection of V8's own as the new floor", () => 
   step(250, 15 * MIB);
   for (let i = 0; i < 20; i++) assert.equal(step(250), false, `quiet look ${i}`);
   assert.equal(heap.collections, 0);
+});
+
+Deno.test("heap trimmer leaves a heap alone whose live part is so large the pause would pass half a second, until it shrinks", () => {
+  const { heap, step } = fakeHeap(MAX_LIVE + MIB);
+  step(250, MAX_LIVE);
+  for (let i = 0; i < 20; i++) assert.equal(step(250), false, `quiet look ${i}`);
+  assert.equal(heap.collections, 0);
+  // V8 collected by itself, and what is live is small enough again.
+  heap.used = heap.live = 64 * MIB;
+  step(250);
+  step(250, 40 * MIB);
+  for (let i = 0; i < 4; i++) step(250);
+  assert.equal(step(250), true);
+  assert.equal(heap.collections, 1);
 });
 
 Deno.test("heap trimmer with a zero quiet time collects at the first quiet look", () => {
