@@ -106,9 +106,10 @@ Deno.test("an unreachable Redis at start is one 'Cannot connect to Redis' line a
   assert.match(stderr, new RegExp(`^parley: Cannot connect to Redis 127\\.0\\.0\\.1:${port}: `));
 });
 
-Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTERM", async () => {
+/** A server from `deno <denoArgs> --host 127.0.0.1 --port 0 --store memory`, read up to its start line. */
+async function spawnServer(denoArgs: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "--host", "127.0.0.1", "--port", "0", "--store", "memory"],
+    args: [...denoArgs, "--host", "127.0.0.1", "--port", "0", "--store", "memory"],
     cwd: ROOT,
     stdin: "null",
     stdout: "null",
@@ -116,16 +117,22 @@ Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTE
   }).spawn();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   let log = "";
+  let url: string | undefined;
+  const deadline = Date.now() + 10_000;
+  while (url === undefined && Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    log += value;
+    url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1];
+  }
+  return { child, reader, log, url };
+}
+
+Deno.test("the server starts, prints its URL, serves, and stops cleanly on SIGTERM", async () => {
+  const { child, reader, url, ...started } = await spawnServer(["run", "-A", MAIN]);
+  let log = started.log;
   let terminated = false;
   try {
-    let url: string | undefined;
-    const deadline = Date.now() + 10_000;
-    while (url === undefined && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      log += value;
-      url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log)?.[1];
-    }
     assert.ok(url, `no start line in: ${log}`);
     assert.doesNotMatch(url, /:0$/, "the start line shows the bound port, not 0");
 
@@ -161,33 +168,9 @@ Deno.test("deno task start runs Parley with V8's gc exposed, so it trims its hea
     [["run", "-A", "main.ts"], "heap trimming off"],
   ];
   for (const [args, said] of runs) {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        ...args,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--store",
-        "memory",
-        "--log-level",
-        "debug",
-      ],
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let log = "";
+    const { child, reader, log, url } = await spawnServer([...args, "--log-level", "debug"]);
     try {
-      const deadline = Date.now() + 10_000;
-      while (!/listening on/.test(log) && Date.now() < deadline) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        log += value;
-      }
-      assert.match(log, /listening on/, log);
+      assert.ok(url, `no start line in: ${log}`);
       assert.ok(log.includes(said), `${args.join(" ")}: no "${said}" in:\n${log}`);
     } finally {
       child.kill("SIGTERM");
