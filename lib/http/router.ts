@@ -106,6 +106,8 @@ function match(route: Route, parts: string[]): Params | null {
 }
 
 function decodeSegment(part: string): string {
+  // Most segments have no escapes, and decodeURIComponent costs a call into the engine.
+  if (!part.includes("%")) return part;
   try {
     return decodeURIComponent(part);
   } catch {

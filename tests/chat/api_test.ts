@@ -494,6 +494,25 @@ serverTest("message bytes that are not UTF-8 are 422 invalid_message", [], async
   });
   assertOk(ok, 201);
   assert.equal(ok.body.event.text, "café");
+  // A real U+FFFD is text like any other; invalid bytes beside one are still refused.
+  const replacement = await client.call("POST", "/api/rooms/lobby/messages", {
+    token: alice.token,
+    body: encode('{"text":"a', [0xef, 0xbf, 0xbd], 'b"}'),
+  });
+  assertOk(replacement, 201);
+  assert.equal(replacement.body.event.text, "a\uFFFDb");
+  const mixed = await client.call("POST", "/api/rooms/lobby/messages", {
+    token: alice.token,
+    body: encode('{"text":"', [0xef, 0xbf, 0xbd, 0xff], '"}'),
+  });
+  assertError(mixed, 422, "invalid_message");
+  // A byte order mark before the JSON is dropped, as UTF-8 decoding does.
+  const bom = await client.call("POST", "/api/rooms/lobby/messages", {
+    token: alice.token,
+    body: encode("", [0xef, 0xbb, 0xbf], '{"text":"after a BOM"}'),
+  });
+  assertOk(bom, 201);
+  assert.equal(bom.body.event.text, "after a BOM");
 });
 
 serverTest("a message body that is not a JSON object is 400 bad_json", [], async (_app, client) => {
