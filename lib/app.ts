@@ -15,6 +15,7 @@ import { SqliteEventLog } from "./storage/sqlite_event_log.ts";
 import { VolatileEventLog } from "./storage/volatile_event_log.ts";
 import { errorLine, fileErrorLine } from "./error_line.ts";
 import { exposedCollection, HeapTrimmer } from "./heap_trim.ts";
+import { FD_HEADROOM, openFileLimit, tooCloseToLimit } from "./net/open_files.ts";
 
 /** Hooks for tests: an injected clock and manual sweeps instead of timers. */
 export interface AppOptions {
@@ -26,6 +27,8 @@ export interface AppOptions {
   eventLog?: EventLog;
   /** Use this shared state instead of opening `config.store`. */
   state?: SharedState;
+  /** The open-file limit `--sockets node` is checked against (default: the process's own). */
+  openFileLimit?: number | null;
 }
 
 /** A running Parley: server, store and the timers that keep them tidy. */
@@ -259,6 +262,18 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
     const sweeper = sweepInterval > 0 ? setInterval(() => void sweep(), sweepInterval) : undefined;
     const trimmer = startTrimmer(config, logger);
+    const fileLimit = options.openFileLimit !== undefined ? options.openFileLimit : openFileLimit();
+    if (config.sockets === "node" && tooCloseToLimit(config.maxConns, fileLimit)) {
+      logger.warn(
+        "--sockets node: --max-conns leaves too little room below the open-file limit; node:net " +
+          "stops accepting for good once it runs out. Lower --max-conns or raise ulimit -n",
+        {
+          maxConns: config.maxConns,
+          openFileLimit: fileLimit!,
+          needed: config.maxConns + FD_HEADROOM,
+        },
+      );
+    }
     const host = addr.hostname === "0.0.0.0"
       ? "127.0.0.1"
       : addr.hostname === "::"

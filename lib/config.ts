@@ -128,7 +128,8 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: "deno",
     arg: "KIND",
     help: "deno (Deno.listen) or node (node:net: answers many polls at once sooner, but stops " +
-      "accepting after running out of file descriptors; keep --max-conns well below ulimit -n)",
+      "accepting after running out of file descriptors; keep --max-conns well below ulimit -n: " +
+      "it warns at start when --max-conns + 1024 is above it)",
   },
   "trim-idle": {
     default: "1",

@@ -110,3 +110,24 @@ Deno.test("the app says at debug level that it cannot trim the heap without gc e
     }
   });
 });
+
+Deno.test("with --sockets node, the app warns at start when --max-conns leaves too little room below the open-file limit", async () => {
+  const cases = [
+    [["--sockets", "node", "--max-conns", "10000"], 4096, true],
+    [["--sockets", "node", "--max-conns", "1000"], 4096, false],
+    [["--sockets", "deno", "--max-conns", "10000"], 4096, false],
+  ] as const;
+  for (const [flags, limit, warned] of cases) {
+    const lines: string[] = [];
+    const app = await startApp(testConfig([...flags]), {
+      logger: new Logger("warn", "text", (line) => lines.push(line)),
+      openFileLimit: limit,
+    });
+    await app.shutdown(2000);
+    assert.equal(
+      lines.some((line) => line.includes("open-file limit") && line.includes("openFileLimit=4096")),
+      warned,
+      `${flags.join(" ")}: ${lines.join("\n")}`,
+    );
+  }
+});
