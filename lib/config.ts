@@ -127,10 +127,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   sockets: {
     default: "deno",
     arg: "KIND",
-    help: "deno (Deno.listen) or node (node:net: answers many polls at once sooner, but stops " +
-      "accepting after running out of file descriptors; keep --max-conns well below ulimit -n: " +
-      "it warns at start when --max-conns + 1024 is above it)",
+    help: "deno (Deno.listen) or node (node:net: answers many polls at once sooner, but never " +
+      "accepts again once it runs out of file descriptors, so it holds at most --max-conns + 512 " +
+      "sockets, and the server warns at start when --max-conns + 1024 is above ulimit -n)",
   },
+
   "trim-idle": {
     default: "1",
     arg: "S",

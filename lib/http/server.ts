@@ -3,6 +3,7 @@ import { Listener } from "../net/listener.ts";
 import { OutputArena } from "../net/output_arena.ts";
 import { type Selectable, Selector } from "../net/selector.ts";
 import { type ByteListener, NodeListener } from "../net/node_socket.ts";
+import { REFUSED_ROOM } from "../net/open_files.ts";
 import { listenTls, type TlsCertificate } from "../net/tls.ts";
 import { HttpError, STATUS } from "./errors.ts";
 import { HttpConnection, type HttpTimeouts, type RequestSummary } from "./http_connection.ts";
@@ -142,7 +143,9 @@ export class HttpServer {
       raw = this.#tls
         ? listenTls(hostname, port, this.#tls, true)
         : this.#options.sockets === "node"
-        ? await NodeListener.listen(hostname, port)
+        ? await NodeListener.listen(hostname, port, {
+          maxConnections: (this.#options.maxConns ?? 10000) + REFUSED_ROOM,
+        })
         : Deno.listen({ hostname, port });
     } finally {
       this.#binding = false;

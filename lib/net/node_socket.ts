@@ -224,11 +224,18 @@ export class NodeListener implements ByteListener {
 
   /**
    * Listens on `hostname:port` (0: a free port). Rejects with `Deno.errors.AddrInUse` and the
-   * like, as `Deno.listen` throws them.
+   * like, as `Deno.listen` throws them. Past `maxConnections` open sockets, node:net closes new
+   * ones at once, before they are handed on: a flood cannot use up the descriptors, after which
+   * node:net would never accept again.
    */
-  static listen(hostname: string, port: number): Promise<NodeListener> {
+  static listen(
+    hostname: string,
+    port: number,
+    options: { maxConnections?: number } = {},
+  ): Promise<NodeListener> {
     // Half-open: a client that shuts down its side still gets the answers to what it sent.
     const server = net.createServer({ allowHalfOpen: true });
+    if (options.maxConnections !== undefined) server.maxConnections = options.maxConnections;
     return new Promise((resolve, reject) => {
       const failed = (error: Error) => reject(denoError(error));
       server.once("error", failed);

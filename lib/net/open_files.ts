@@ -5,9 +5,13 @@
  */
 
 /**
- * Descriptors held beyond `--max-conns`: refused connections while their 503 is written and they
- * linger (half a second each), the listener, the store, standard streams.
+ * Connections over `--max-conns` that node:net hands on, to be refused with a 503 (each holds its
+ * descriptor while the 503 is written and it lingers, up to half a second); it closes the rest at
+ * once.
  */
+export const REFUSED_ROOM = 512;
+
+/** Descriptors held beyond `--max-conns`: REFUSED_ROOM, the listener, the store, stdio. */
 export const FD_HEADROOM = 1024;
 
 /** The soft "Max open files" of a `/proc/PID/limits` text; Infinity for unlimited, else null. */

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { NodeListener, NodeSocket, READ_AHEAD } from "../../lib/net/node_socket.ts";
+import {
+  type ByteSocket,
+  NodeListener,
+  NodeSocket,
+  READ_AHEAD,
+} from "../../lib/net/node_socket.ts";
 import { closeQuietly, concat, readToEnd, until, within } from "./_pair.ts";
 
 const encoder = new TextEncoder();
@@ -109,5 +114,39 @@ Deno.test("node listener refuses a taken port with AddrInUse, and close() ends a
   } finally {
     // Closed above unless an assertion failed first.
     closeQuietly(listener);
+  }
+});
+
+Deno.test("node listener closes connections past maxConnections at once, without handing them on", async () => {
+  const listener = await NodeListener.listen("127.0.0.1", 0, { maxConnections: 2 });
+  const clients: Deno.TcpConn[] = [];
+  const accepted: ByteSocket[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      clients.push(await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }));
+      accepted.push(await listener.accept());
+    }
+    // The third is over the limit: closed by node:net, the client sees the end of its stream.
+    const over = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    clients.push(over);
+    assert.equal(await within(over.read(new Uint8Array(16)), 2000), null);
+    // Once one of the two closes, a new one is handed on again.
+    accepted.shift()!.close();
+    clients.shift()!.close();
+    const next = listener.accept();
+    let again: Deno.TcpConn | null = null;
+    // The close reaches node:net's count a moment later: connect until one is handed on.
+    for (let tries = 0; again === null && tries < 50; tries++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+      clients.push(c);
+      const closed = c.read(new Uint8Array(1)).then(() => false, () => false);
+      if (await Promise.race([next.then(() => true), closed])) again = c;
+    }
+    assert.ok(again, "no connection was handed on after one of the two closed");
+    accepted.push(await next);
+  } finally {
+    for (const c of clients) c.close();
+    for (const a of accepted) a.close();
+    listener.close();
   }
 });
