@@ -262,8 +262,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     };
     const sweeper = sweepInterval > 0 ? setInterval(() => void sweep(), sweepInterval) : undefined;
     const trimmer = startTrimmer(config, logger);
-    const fileLimit = options.openFileLimit !== undefined ? options.openFileLimit : openFileLimit();
-    if (config.sockets === "node" && tooCloseToLimit(config.maxConns, fileLimit)) {
+    // Read only where it matters: node:net never accepts again once it runs out of descriptors.
+    const fileLimit = config.sockets !== "node"
+      ? null
+      : options.openFileLimit !== undefined
+      ? options.openFileLimit
+      : openFileLimit();
+    if (tooCloseToLimit(config.maxConns, fileLimit)) {
       logger.warn(
         "--sockets node: --max-conns leaves too little room below the open-file limit; node:net " +
           "stops accepting for good once it runs out. Lower --max-conns or raise ulimit -n",

@@ -131,7 +131,6 @@ export const FLAGS: Record<string, FlagSpec> = {
       "accepts again once it runs out of file descriptors, so it holds at most --max-conns + 512 " +
       "sockets, and the server warns at start when --max-conns + 1024 is above ulimit -n)",
   },
-
   "trim-idle": {
     default: "1",
     arg: "S",

@@ -22,7 +22,8 @@ export interface HttpServerOptions {
   maxConnsPerIp?: number;
   /**
    * Where plain TCP sockets come from: `Deno.listen` (default), or `node:net`, whose writes are
-   * made at once (see node_socket.ts) but which stops accepting after running out of descriptors.
+   * made at once (see node_socket.ts) but which never accepts again once it runs out of
+   * descriptors: it holds at most `maxConns` + REFUSED_ROOM sockets.
    */
   sockets?: "deno" | "node";
   maxPipeline?: number;
@@ -70,6 +71,7 @@ export type ServerHandler = (req: HttpRequest) => HttpResponse | Promise<HttpRes
 
 const DEFAULT_TIMEOUTS_S = { header: 10, body: 30, idle: 75, write: 30 } as const;
 const DEFAULT_MAX_UNSENT = 64 * 1024;
+const DEFAULT_MAX_CONNS = 10000;
 
 /**
  * An HTTP/1.1 server on `Deno.listen` (`node:net` with `sockets: "node"`; HTTPS: `Deno.listenTls`):
@@ -137,6 +139,7 @@ export class HttpServer {
     }
     const hostname = this.#options.hostname ?? "0.0.0.0";
     const port = this.#options.port ?? 8080;
+    const maxConns = this.#options.maxConns ?? DEFAULT_MAX_CONNS;
     let raw: ByteListener;
     this.#binding = true;
     try {
@@ -144,7 +147,7 @@ export class HttpServer {
         ? listenTls(hostname, port, this.#tls, true)
         : this.#options.sockets === "node"
         ? await NodeListener.listen(hostname, port, {
-          maxConnections: (this.#options.maxConns ?? 10000) + REFUSED_ROOM,
+          maxConnections: maxConns + REFUSED_ROOM,
         })
         : Deno.listen({ hostname, port });
     } finally {
@@ -171,7 +174,7 @@ export class HttpServer {
       raw,
       this.#selector,
       {
-        maxConns: this.#options.maxConns ?? 10000,
+        maxConns,
         maxConnsPerIp: this.#options.maxConnsPerIp ?? 0,
       },
       {

@@ -202,8 +202,9 @@ export class NodeSocket implements ByteSocket {
  * A `node:net` server handing out {@linkcode NodeSocket}s through `accept()`.
  *
  * Deno's `node:net` stops accepting for good once an accept fails for want of file descriptors,
- * and says nothing (no error event, no callback; seen with `ulimit -n 100`): keep `--max-conns`
- * well below the open-file limit with `--sockets node`. `Deno.listen` reports and retries.
+ * and says nothing (no error event, no callback; seen with `ulimit -n 100`), where `Deno.listen`
+ * reports and retries: hence `listen()`'s `maxConnections`, and the server's start warning when
+ * `--max-conns` leaves too little room below the open-file limit (open_files.ts).
  */
 export class NodeListener implements ByteListener {
   readonly addr: Deno.NetAddr;
