@@ -35,18 +35,18 @@ export function createApi(ctx: ApiContext): Router {
   const { store } = ctx;
   const router = new Router();
   /** A route that needs a session: 401 without a valid bearer token. */
-  // Only polls read the session's memberships, so only they need it `fresh` from the store; the
-  // rest may take one a backend cached (every store operation checks the session anyway).
+  // Only polls read the session's memberships, so only they need it fresh from the store (their
+  // route asks itself); the rest may take one a backend cached (every store operation checks the
+  // session anyway).
   const authed = (
     handler: (
       session: SessionInfo,
       req: HttpRequest,
       params: Record<string, string>,
     ) => HttpResponse | Promise<HttpResponse>,
-    fresh = false,
   ) =>
   (req: HttpRequest, params: Record<string, string>) =>
-    maybeThen(authenticate(store, req, fresh), (session) => handler(session, req, params));
+    maybeThen(authenticate(store, req, false), (session) => handler(session, req, params));
 
   router.post("/api/session", async (req) => {
     const body = readJson(req);
@@ -227,13 +227,15 @@ export function createApi(ctx: ApiContext): Router {
     }),
   );
 
-  router.get(
-    "/api/events",
-    authed((session, req) => {
+  router.get("/api/events", (req) => {
+    // Taken before the session is read: a join or leave heard after it makes the poll read the
+    // session again (it may come from another instance while the read is on its way).
+    const since = store.eventsHeard;
+    return maybeThen(authenticate(store, req, true), (session) => {
       const wait = parseWait(req.query.get("wait"));
-      return store.poll(session, req.query.get("cursor"), wait, req.abortable);
-    }, true),
-  );
+      return store.poll(session, req.query.get("cursor"), wait, req.abortable, since);
+    });
+  });
 
   router.get("/healthz", () => {
     if (ctx.draining()) {

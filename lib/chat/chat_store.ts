@@ -112,6 +112,8 @@ const MAX_EVENTS_PER_POLL = 500;
 const TOUCH_OPEN_MS = 15_000;
 /** Answers kept for polls from the same cursor at most (cleared by every event anyway). */
 const RECENT_ANSWERS = 10_000;
+/** Sessions' latest joins and leaves remembered for polls on their way (see `#moved`). */
+const MOVES_KEPT = 4096;
 /** Characters in a topic, a kick reason and a ban reason at most. */
 const MAX_TOPIC = 300;
 const MAX_REASON = 200;
@@ -160,6 +162,13 @@ export class ChatStore {
   #draining = false;
   /** Batches of events heard from the state, to notice those that arrive during a read. */
   #heard = 0;
+  /**
+   * Sessions that joined or left lately, oldest first, with the `#heard` count of it: a poll
+   * whose session was read before such a move reads it again (see `poll`).
+   */
+  #moved = new Map<string, number>();
+  /** The highest count of a move dropped from `#moved` (a session not there may have moved then). */
+  #movesForgotten = 0;
   /** Answers with events given since the last event, by group key: later polls share them. */
   #recent = new Map<string, PollAnswer>();
   /** Counters for /metrics. */
@@ -434,19 +443,28 @@ export class ChatStore {
     await this.#call(() => this.#state.typing(session.id, normalizeName(room), now));
   }
 
+  /** A count of the batches of events heard: what `poll` takes as `since`. */
+  get eventsHeard(): number {
+    return this.#heard;
+  }
+
   /**
    * The long poll: events after `cursor` in the session's rooms, at once if there are any, else
    * when the next one comes or after `waitSeconds` (then with no events and the same cursor).
+   * `since` is `eventsHeard` from before `session` was read: should the session join or leave a
+   * room after that (another instance, or while a read was on its way), the poll reads the
+   * session again rather than wait on the rooms it had.
    */
   poll(
     session: SessionInfo,
     cursorText: string | null,
     waitSeconds: number,
     signal: Abortable,
+    since = this.#heard,
   ): MaybePromise<PollAnswer> {
     // Events heard while a read is on its way (a remote backend) may be missing from it: the
     // waiter then checks once more after it is registered, so no wake-up falls between the two.
-    const heard = this.#heard;
+    const heard = since;
     const asked = cursorText === null ? 0 : cursorNumber(cursorText);
     return maybeThen(this.#call(() => this.#state.lastId(asked)), (lastId) => {
       const cursor = cursorText === null ? lastId : cursorAtMost(asked, lastId);
@@ -454,11 +472,21 @@ export class ChatStore {
       const key = groupKey(cursor, ranges);
       // Polls from the same cursor over the same rooms, since the last event: the same answer.
       const recent = this.#recent.get(key);
-      if (recent !== undefined) {
+      if (recent !== undefined && !this.#movedSince(session.id, heard)) {
         this.counters.delivered += recent.count;
         return recent;
       }
       return maybeThen(this.#read(ranges), (read) => {
+        // Its rooms changed meanwhile: answering from the old ones could move the cursor past
+        // events of a room just joined, and waiting on them would miss those to come.
+        if (this.#movedSince(session.id, heard)) {
+          const again = this.#heard;
+          return maybeThen(
+            this.#call(() => this.#state.refresh(session)),
+            // An ended session answers from what it had; its next poll gets the 401.
+            (fresh) => this.poll(fresh ?? session, cursorText, waitSeconds, signal, again),
+          );
+        }
         const ready = this.#answer(read, cursor);
         if (ready.count > 0 || ready.gap) {
           if (this.#heard === heard) this.#remember(key, ready);
@@ -694,8 +722,9 @@ export class ChatStore {
     for (const event of events) {
       const groups = this.#byRoom.get(event.room);
       if (groups) { for (const group of groups) touched.add(group); }
-      if ((event.type === "join" || event.type === "leave") && this.#bySession.has(event.session)) {
-        (movers ??= new Set()).add(event.session);
+      if (event.type === "join" || event.type === "leave") {
+        this.#noteMove(event.session);
+        if (this.#bySession.has(event.session)) (movers ??= new Set()).add(event.session);
       }
     }
     // A session that joined or left reads other ranges now: move its waiters to their new group.
@@ -705,6 +734,24 @@ export class ChatStore {
       }
     }
     for (const group of touched) this.#check(group);
+  }
+
+  /** Records that a session joined or left now; only the latest moves are kept. */
+  #noteMove(id: string): void {
+    const moved = this.#moved;
+    moved.delete(id);
+    moved.set(id, this.#heard);
+    if (moved.size > MOVES_KEPT) {
+      const [oldest, at] = moved.entries().next().value!;
+      moved.delete(oldest);
+      this.#movesForgotten = at;
+    }
+  }
+
+  /** Whether the session joined or left after `heard` (true when that is no longer known). */
+  #movedSince(id: string, heard: number): boolean {
+    if (this.#heard === heard) return false;
+    return (this.#moved.get(id) ?? this.#movesForgotten) > heard;
   }
 
   #regroup(waiter: Waiter, touched: Set<Group>): void {

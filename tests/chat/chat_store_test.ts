@@ -286,6 +286,75 @@ Deno.test("waiting polls with the same rooms and cursor share one encoded answer
   assert.equal(store.counters.delivered, 3);
 });
 
+/**
+ * A store whose backend answers sessions as copies read at the time of the call, as Redis does
+ * (the memory backend answers its live objects), so a session read before a join stays without
+ * the room: what a poll gets when another instance commits the join while the read is on its way.
+ */
+async function openSnapshotStore(): Promise<ChatStore> {
+  const all = options();
+  const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
+    history: all.history,
+    now: all.now!,
+  });
+  const copy = (s: SessionInfo | null): SessionInfo | null =>
+    s && { ...s, rooms: new Map([...s.rooms].map(([room, m]) => [room, { ...m }])) };
+  const snapshots = new Proxy(state, {
+    get(target, prop) {
+      if (prop === "authenticate") {
+        return (token: string, now: number) => copy(target.authenticate(token, now));
+      }
+      if (prop === "refresh") return (s: SessionInfo) => copy(target.refresh(s));
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  return new ChatStore(snapshots, all);
+}
+
+Deno.test("a poll whose session joined a room after it was read waits on that room too", async () => {
+  const store = await openSnapshotStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  // The poll's request reads alice's session; her join (on another instance) lands meanwhile.
+  const since = store.eventsHeard;
+  const read = auth(store, alice.token)!;
+  await store.join(alice, "lobby");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const poll = store.poll(read, cursor, 30, new AbortController().signal, since);
+  assert.ok(poll instanceof Promise);
+  assert.equal((await store.gauges()).waitingPolls, 1);
+  let answered = false;
+  poll.then(() => answered = true);
+  await store.join(bob, "lobby");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(answered, "the poll still waits on the rooms alice had before her join");
+  assert.deepEqual(summary(body(await poll).events), ["join lobby bob"]);
+});
+
+Deno.test("a poll whose session joined a room after it was read answers that room's events too", async () => {
+  const store = await openSnapshotStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  const carol = await session(store, "carol");
+  await store.join(alice, "side");
+  await store.join(carol, "side");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  const since = store.eventsHeard;
+  const read = auth(store, alice.token)!;
+  await store.join(alice, "lobby");
+  await store.send(bob, "lobby", "welcome", undefined);
+  await store.send(carol, "side", "elsewhere", undefined);
+  // Answered from "side" alone, its cursor would pass "welcome", which alice's join answer lacks.
+  const answer = await store.poll(read, cursor, 30, new AbortController().signal, since);
+  assert.deepEqual(summary(body(answer).events), [
+    "join lobby alice",
+    "message lobby bob welcome",
+    "message side carol elsewhere",
+  ]);
+});
+
 Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
   const store = await openStore();
   const alice = await session(store, "alice");
