@@ -50,27 +50,33 @@ async function run(options: BenchOptions): Promise<void> {
   const missing = wrkMissing();
   if (missing) return skipped("http", missing);
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
-  const rounds = options.rounds ?? (options.quick ? 1 : 3);
+  const rounds = options.rounds ?? (options.quick ? 1 : 5);
   const servers = Object.keys(NAMES) as (keyof typeof NAMES)[];
   const results = new Map(servers.map((server) => [server, [] as number[]]));
   for (let round = 0; round < rounds; round++) {
     // Alternating, so drift on the machine hits all alike.
     for (const server of servers) results.get(server)!.push(await measure(server, seconds));
   }
-  const deno = median(results.get("deno")!);
+  const denoRates = results.get("deno")!;
+  const deno = median(denoRates);
   printTable(
-    ["server", "requests/s", "range", "vs Deno.serve"],
+    ["server", "requests/s", "range", "vs Deno.serve", "round by round"],
     servers.map((server) => {
       const xs = results.get(server)!;
+      // Each round's ratio to the Deno.serve run just before it: the machine's speed drifts by
+      // tens of percent within minutes, less within one round.
+      const paired = xs.map((x, i) => x / denoRates[i]!);
       return [
         NAMES[server],
         count(median(xs)),
         `${count(Math.min(...xs))}–${count(Math.max(...xs))}`,
         ratio(median(xs), deno),
+        `${ratio(median(paired), 1)} (${paired.map((r) => r.toFixed(2)).join(", ")})`,
       ];
     }),
     `HTTP keep-alive, tiny GET, same handler: wrk -t1 -c${CONNECTIONS} -d${seconds}s ` +
-      `(medians of ${rounds} rounds, fresh processes each round)`,
+      `(medians of ${rounds} rounds, fresh processes each round; "round by round": the median ` +
+      `of each round's ratio, and the ratios)`,
   );
 }
 

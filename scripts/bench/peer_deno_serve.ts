@@ -162,7 +162,10 @@ async function handle(req: Request): Promise<Response> {
   const path = url.pathname;
   if (path === "/healthz") return json(200, '{"status":"ok"}');
   if (path === "/metrics") {
-    return new Response(`parley_waiting_polls ${waiting}\nparley_sessions ${sessions.size}\n`);
+    return new Response(
+      `parley_waiting_polls ${waiting}\nparley_sessions ${sessions.size}\n` +
+        `parley_events_total ${lastId}\n`,
+    );
   }
   if (path === "/api/session" && req.method === "POST") {
     const body = await readJson(req);

@@ -7,11 +7,13 @@
  */
 import type { BenchOptions, Scenario } from "./_scenario.ts";
 import { skipped } from "./_scenario.ts";
-import { api, type Server, startServer } from "./_server_process.ts";
+import { api, type Server, startDenoPeer, startServer } from "./_server_process.ts";
 import { count, median, printTable, ratio } from "./_table.ts";
 import { wrk, wrkMissing } from "./_wrk.ts";
 
 const ROOM = "bench";
+/** The row of the `Deno.serve` build of the contract. */
+const PEER = "Deno.serve peer (memory)";
 /** Clients sending at once (issue 8's figure). */
 export const SEND_CLIENTS = 64;
 
@@ -126,18 +128,23 @@ async function run(options: BenchOptions): Promise<void> {
   const seconds = options.seconds ?? (options.quick ? 1 : 5);
   const rounds = options.rounds ?? (options.quick ? 1 : 2);
   const dir = await Deno.makeTempDir({ prefix: "parley-bench-sends-" });
-  /** What is measured: a label, the store (a fresh SQLite file per round) and extra flags. */
-  const setups = (round: number): [string, string, string[]][] => [
+  /**
+   * What is measured: a label, the store (a fresh SQLite file per round) and extra flags; last the
+   * `Deno.serve` build of the contract (memory), which shows what this machine gives today (the
+   * issue's targets are absolute figures, and this row moves with the machine as Parley's do).
+   */
+  const setups = (round: number): [string, string | null, string[]][] => [
     ["memory", "memory", []],
     ["memory, --sockets node", "memory", ["--sockets", "node"]],
     ["sqlite", `sqlite:${dir}/${round}.db`, []],
+    [PEER, null, []],
   ];
   const runs = new Map<string, SendsRun[]>(setups(0).map(([label]) => [label, []]));
   const notes: string[] = [];
   try {
     for (let round = 0; round < rounds; round++) {
       for (const [label, store, flags] of setups(round)) {
-        const server = await startServer(store, flags);
+        const server = store === null ? await startDenoPeer() : await startServer(store, flags);
         try {
           const result = await measureSends([server], seconds);
           runs.get(label)!.push(result);
@@ -153,7 +160,16 @@ async function run(options: BenchOptions): Promise<void> {
   }
   const rate = (label: string) => median(runs.get(label)!.map((r) => r.acceptedPerSecond));
   printTable(
-    ["store", "accepted sends/s", "range", "vs memory", "2xx", "non-2xx", "p50 latency"],
+    [
+      "store",
+      "accepted sends/s",
+      "range",
+      "vs memory",
+      "vs Deno.serve peer",
+      "2xx",
+      "non-2xx",
+      "p50 latency",
+    ],
     [...runs].map(([label, rs]) => {
       const rates = rs.map((r) => r.acceptedPerSecond);
       return [
@@ -161,6 +177,7 @@ async function run(options: BenchOptions): Promise<void> {
         count(rate(label)),
         `${count(Math.min(...rates))}–${count(Math.max(...rates))}`,
         ratio(rate(label), rate("memory")),
+        ratio(rate(label), rate(PEER)),
         count(rs.reduce((n, r) => n + r.accepted, 0)),
         count(rs.reduce((n, r) => n + r.rejected, 0)),
         rs.map((r) => r.latencyP50.join("/")).join(", "),
