@@ -13,6 +13,10 @@ import { LocalState } from "../../lib/storage/local_state.ts";
 import { MemoryEventLog } from "../../lib/storage/memory_event_log.ts";
 import type { SessionInfo } from "../../lib/storage/shared_state.ts";
 import { FakeClock } from "../_server.ts";
+import { createApi } from "../../lib/chat/api.ts";
+import type { MetricValues } from "../../lib/chat/metrics.ts";
+import { StaticFiles } from "../../lib/http/static_files.ts";
+import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
 
 const OFF = { tokens: 0, periodMs: 1000 };
 
@@ -291,7 +295,10 @@ Deno.test("waiting polls with the same rooms and cursor share one encoded answer
  * (the memory backend answers its live objects), so a session read before a join stays without
  * the room: what a poll gets when another instance commits the join while the read is on its way.
  */
-async function openSnapshotStore(): Promise<ChatStore> {
+async function openSnapshotStore(
+  /** Each authentication's answer (read at the call) is held until this settles. */
+  held?: () => Promise<void>,
+): Promise<ChatStore> {
   const all = options();
   const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
     history: all.history,
@@ -302,7 +309,10 @@ async function openSnapshotStore(): Promise<ChatStore> {
   const snapshots = new Proxy(state, {
     get(target, prop) {
       if (prop === "authenticate") {
-        return (token: string, now: number) => copy(target.authenticate(token, now));
+        return (token: string, now: number) => {
+          const read = copy(target.authenticate(token, now));
+          return held ? held().then(() => read) : read;
+        };
       }
       if (prop === "refresh") return (s: SessionInfo) => copy(target.refresh(s));
       const value = Reflect.get(target, prop, target);
@@ -353,6 +363,70 @@ Deno.test("a poll whose session joined a room after it was read answers that roo
     "message lobby bob welcome",
     "message side carol elsewhere",
   ]);
+});
+
+Deno.test("a poll whose session's join was pushed out of those remembered still reads it again", async () => {
+  const store = await openSnapshotStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  const since = store.eventsHeard;
+  const read = auth(store, alice.token)!;
+  await store.join(alice, "lobby");
+  // More sessions move after her than are remembered (4,096): hers is forgotten.
+  for (let i = 0; i < 4100; i++) await store.join(await session(store, `n${i}`), "crowd");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const poll = store.poll(read, cursor, 30, new AbortController().signal, since);
+  assert.ok(poll instanceof Promise);
+  let answered = false;
+  poll.then(() => answered = true);
+  await store.join(bob, "lobby");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(answered, "the poll still waits on the rooms alice had before her join");
+  assert.deepEqual(summary(body(await poll).events), ["join lobby bob"]);
+});
+
+Deno.test("GET /api/events: a join heard while the poll's session is read is not missed", async () => {
+  let release = () => {};
+  let gate: Promise<void> | null = null;
+  const store = await openSnapshotStore(() => gate ?? Promise.resolve());
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, bob, null)).cursor;
+  const api = createApi({
+    store,
+    static: await StaticFiles.create([]),
+    metrics: () => ({}) as MetricValues,
+    draining: () => false,
+  });
+  const request = (target: string, token: string): HttpRequest => {
+    const [path, query = ""] = target.split("?");
+    return {
+      method: "GET",
+      target,
+      path: path!,
+      query: new URLSearchParams(query),
+      version: "HTTP/1.1",
+      headers: new Map([["authorization", `Bearer ${token}`]]),
+      body: new Uint8Array(),
+      remoteAddr: "127.0.0.1",
+      signal: new AbortController().signal,
+      abortable: new AbortController().signal,
+    };
+  };
+  // Alice's session is read before her join (on another instance) and answered after it.
+  gate = new Promise((resolve) => release = resolve);
+  const poll = api.handle(request(`/api/events?cursor=${cursor}&wait=30`, alice.token));
+  gate = null;
+  await store.join(alice, "lobby");
+  release();
+  let answered: HttpResponse | undefined;
+  void Promise.resolve(poll).then((res) => answered = res);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  // Her own join is after the cursor: answered at once, from the session read again.
+  assert.ok(answered, "the poll waits on the rooms alice had before her join");
+  const events = JSON.parse(new TextDecoder().decode(answered.body as Uint8Array)).events;
+  assert.deepEqual(summary(events), ["join lobby alice"]);
 });
 
 Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
