@@ -83,6 +83,11 @@ interface Group {
 interface Waiter {
   session: SessionInfo;
   group: Group;
+  /**
+   * Reads of its session on their way after it joined or left a room: until they are back its
+   * group's answers are not for it, as their cursor could pass events of a room just joined.
+   */
+  moving: number;
   resolve: (answer: PollAnswer) => void;
   signal: Abortable;
   onAbort: () => void;
@@ -498,6 +503,7 @@ export class ChatStore {
           const waiter: Waiter = {
             session,
             group: this.#group(key, cursor, ranges),
+            moving: 0,
             resolve,
             signal,
             onAbort: () => this.#finish(waiter, this.#answer({ events: [], gap: false }, cursor)),
@@ -775,11 +781,17 @@ export class ChatStore {
     };
     const fresh = this.#state.refresh(waiter.session);
     if (!(fresh instanceof Promise)) return move(fresh, touched);
+    waiter.moving++;
     fresh.then((session) => {
+      waiter.moving--;
       const later = new Set<Group>();
       move(session, later);
       for (const group of later) this.#check(group);
-    }, () => {});
+    }, () => {
+      waiter.moving--;
+      // Its rooms are unknown: it answers nothing, and the next poll reads the session again.
+      this.#finish(waiter, this.#answer({ events: [], gap: false }, waiter.group.cursor));
+    });
   }
 
   /** Reads a group's ranges and answers its waiters if there is something for them. */
@@ -794,7 +806,9 @@ export class ChatStore {
     const answer = (result: ReadResult) => {
       if (result.events.length === 0 && !result.gap) return;
       const reply = this.#answer(result, group.cursor);
-      for (const waiter of [...group.waiters]) this.#finish(waiter, reply);
+      for (const waiter of [...group.waiters]) {
+        if (waiter.moving === 0) this.#finish(waiter, reply);
+      }
     };
     if (read instanceof Promise) read.then(answer, () => {});
     else answer(read);

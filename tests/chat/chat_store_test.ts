@@ -298,6 +298,8 @@ Deno.test("waiting polls with the same rooms and cursor share one encoded answer
 async function openSnapshotStore(
   /** Each authentication's answer (read at the call) is held until this settles. */
   held?: () => Promise<void>,
+  /** The same for each read of a session again. */
+  heldRefresh?: () => Promise<void>,
 ): Promise<ChatStore> {
   const all = options();
   const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
@@ -314,7 +316,12 @@ async function openSnapshotStore(
           return held ? held().then(() => read) : read;
         };
       }
-      if (prop === "refresh") return (s: SessionInfo) => copy(target.refresh(s));
+      if (prop === "refresh") {
+        return (s: SessionInfo) => {
+          const read = copy(target.refresh(s));
+          return heldRefresh ? heldRefresh().then(() => read) : read;
+        };
+      }
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
@@ -363,6 +370,53 @@ Deno.test("a poll whose session joined a room after it was read answers that roo
     "message lobby bob welcome",
     "message side carol elsewhere",
   ]);
+});
+
+Deno.test("a waiting poll whose session joined a room answers nothing from its old rooms until the session is read again", async () => {
+  let release = () => {};
+  let gate: Promise<void> | null = null;
+  const store = await openSnapshotStore(undefined, () => gate ?? Promise.resolve());
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  const carol = await session(store, "carol");
+  await store.join(alice, "side");
+  await store.join(carol, "side");
+  await store.join(bob, "lobby");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  const poll = store.poll(auth(store, alice.token)!, cursor, 30, new AbortController().signal);
+  assert.ok(poll instanceof Promise);
+  // Her join is heard; the read of her session again is slow (a remote store).
+  gate = new Promise((resolve) => release = resolve);
+  await store.join(alice, "lobby");
+  await store.send(bob, "lobby", "welcome", undefined);
+  await store.send(carol, "side", "elsewhere", undefined);
+  // Answered from "side" alone, its cursor would pass "welcome", which alice's join answer lacks.
+  release();
+  assert.deepEqual(summary(body(await poll).events), [
+    "join lobby alice",
+    "message lobby bob welcome",
+    "message side carol elsewhere",
+  ]);
+});
+
+Deno.test("a waiting poll whose session cannot be read again after a join answers no events at its cursor", async () => {
+  let fail = false;
+  const store = await openSnapshotStore(
+    undefined,
+    () => fail ? Promise.reject(new StorageError("the store is away")) : Promise.resolve(),
+  );
+  const alice = await session(store, "alice");
+  const carol = await session(store, "carol");
+  await store.join(alice, "side");
+  await store.join(carol, "side");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  const poll = store.poll(auth(store, alice.token)!, cursor, 30, new AbortController().signal);
+  fail = true;
+  await store.join(alice, "lobby");
+  await store.send(carol, "side", "elsewhere", undefined);
+  const answer = body(await poll);
+  assert.deepEqual(answer.events, []);
+  assert.equal(answer.cursor, cursor);
 });
 
 Deno.test("a poll whose session's join was pushed out of those remembered still reads it again", async () => {
