@@ -16,7 +16,7 @@ import { FakeClock } from "../_server.ts";
 import { createApi } from "../../lib/chat/api.ts";
 import type { MetricValues } from "../../lib/chat/metrics.ts";
 import { StaticFiles } from "../../lib/http/static_files.ts";
-import type { HttpRequest, HttpResponse } from "../../lib/http/types.ts";
+import type { HttpRequest } from "../../lib/http/types.ts";
 
 const OFF = { tokens: 0, periodMs: 1000 };
 
@@ -290,6 +290,16 @@ Deno.test("waiting polls with the same rooms and cursor share one encoded answer
   assert.equal(store.counters.delivered, 3);
 });
 
+/** Runs `act`, lets the store's callbacks run, and asserts that `poll` answered by then. */
+async function answeredBy<T>(poll: Promise<T>, act: () => unknown): Promise<T> {
+  let answered = false;
+  poll.then(() => answered = true);
+  await act();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.ok(answered, "the poll still waits on the rooms alice had before her join");
+  return await poll;
+}
+
 /**
  * A store whose backend answers sessions as copies read at the time of the call, as Redis does
  * (the memory backend answers its live objects), so a session read before a join stays without
@@ -341,12 +351,8 @@ Deno.test("a poll whose session joined a room after it was read waits on that ro
   const poll = store.poll(read, cursor, 30, new AbortController().signal, since);
   assert.ok(poll instanceof Promise);
   assert.equal((await store.gauges()).waitingPolls, 1);
-  let answered = false;
-  poll.then(() => answered = true);
-  await store.join(bob, "lobby");
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.ok(answered, "the poll still waits on the rooms alice had before her join");
-  assert.deepEqual(summary(body(await poll).events), ["join lobby bob"]);
+  const answer = await answeredBy(poll, () => store.join(bob, "lobby"));
+  assert.deepEqual(summary(body(answer).events), ["join lobby bob"]);
 });
 
 Deno.test("a poll whose session joined a room after it was read answers that room's events too", async () => {
@@ -431,12 +437,8 @@ Deno.test("a poll whose session's join was pushed out of those remembered still 
   const cursor = body(pollNow(store, bob, null)).cursor;
   const poll = store.poll(read, cursor, 30, new AbortController().signal, since);
   assert.ok(poll instanceof Promise);
-  let answered = false;
-  poll.then(() => answered = true);
-  await store.join(bob, "lobby");
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.ok(answered, "the poll still waits on the rooms alice had before her join");
-  assert.deepEqual(summary(body(await poll).events), ["join lobby bob"]);
+  const answer = await answeredBy(poll, () => store.join(bob, "lobby"));
+  assert.deepEqual(summary(body(answer).events), ["join lobby bob"]);
 });
 
 Deno.test("GET /api/events: a join heard while the poll's session is read is not missed", async () => {
@@ -473,12 +475,8 @@ Deno.test("GET /api/events: a join heard while the poll's session is read is not
   const poll = api.handle(request(`/api/events?cursor=${cursor}&wait=30`, alice.token));
   gate = null;
   await store.join(alice, "lobby");
-  release();
-  let answered: HttpResponse | undefined;
-  void Promise.resolve(poll).then((res) => answered = res);
-  await new Promise((resolve) => setTimeout(resolve, 0));
   // Her own join is after the cursor: answered at once, from the session read again.
-  assert.ok(answered, "the poll waits on the rooms alice had before her join");
+  const answered = await answeredBy(Promise.resolve(poll), release);
   const events = JSON.parse(new TextDecoder().decode(answered.body as Uint8Array)).events;
   assert.deepEqual(summary(events), ["join lobby alice"]);
 });
