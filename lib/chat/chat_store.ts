@@ -893,10 +893,17 @@ function groupKey(cursor: number, ranges: readonly RoomRange[]): string {
   return key;
 }
 
-/** What a session reads from `cursor` on: each room from its join, up to its leave. */
+/**
+ * What a session reads from `cursor` on: each room from its join, up to its leave, and the earlier
+ * stretches of rooms it left and joined again.
+ */
 function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
   const ranges: RoomRange[] = [];
   for (const [room, m] of session.rooms) {
+    for (const [joinId, leftId] of m.earlier ?? []) {
+      const from = Math.max(cursor, joinId - 1);
+      if (from < leftId) ranges.push({ room, from, to: leftId });
+    }
     const from = Math.max(cursor, m.joinId - 1);
     const to = m.leftId ?? Infinity;
     if (from < to) ranges.push({ room, from, to });

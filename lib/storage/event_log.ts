@@ -79,6 +79,22 @@ export interface Membership {
   joinId: number;
   /** Id of its `leave` event, once it left: it still sees the events up to this one. */
   leftId?: number;
+  /**
+   * Its earlier stretches in the room, `[joinId, leftId]` oldest first (at most `EARLIER_KEPT`): a
+   * poll from a cursor before a leave still reads up to it after the session joined again. Kept
+   * while the session runs (a restart of a local store forgets them).
+   */
+  earlier?: readonly (readonly [number, number])[];
+}
+
+/** Earlier stretches of membership remembered per room (see `Membership.earlier`). */
+export const EARLIER_KEPT = 4;
+
+/** A membership that begins at `joinId`, after `previous` (the session's last one there, if any). */
+export function rejoined(joinId: number, previous: Membership | undefined): Membership {
+  if (previous?.leftId === undefined) return { joinId };
+  const earlier = [...(previous.earlier ?? []), [previous.joinId, previous.leftId] as const];
+  return { joinId, earlier: earlier.slice(-EARLIER_KEPT) };
 }
 
 /** A session as stored; presence (last seen) is not stored: a restart starts the grace anew. */

@@ -17,6 +17,7 @@ import {
   LEFT_KEPT,
   type Membership,
   type NewEvent,
+  rejoined,
   SENDS_KEPT,
   type StoredBan,
   type StoredEvent,
@@ -751,7 +752,7 @@ export class LocalState implements SharedState {
         if (author) {
           const previous = author.rooms.get(room.name);
           author.rooms.delete(room.name); // re-inserted last: newest memberships last
-          author.rooms.set(room.name, { joinId: event.id });
+          author.rooms.set(room.name, rejoined(event.id, previous));
           if (previous === undefined || previous.leftId !== undefined) {
             insert(room.members, author.nick);
           }
@@ -761,7 +762,7 @@ export class LocalState implements SharedState {
         if (author) {
           const m = author.rooms.get(room.name);
           if (m && m.leftId === undefined) {
-            author.rooms.set(room.name, { joinId: m.joinId, leftId: event.id });
+            author.rooms.set(room.name, { ...m, leftId: event.id });
             remove(room.members, author.nick);
             forgetOldLeaves(author);
           }

@@ -23,7 +23,8 @@ one Redis, not a cluster). Key layout, P = --redis-prefix (default "parley"):
   P:token:TOKEN            string  session id
   P:nick:KEY               string  session id holding the nick (key = full case folding)
   P:addr:ADDRESS           set     session ids created from an address (bans by address)
-  P:memberships:ID         hash    ROOM -> "JOINID" or "JOINID:LEFTID"
+  P:memberships:ID         hash    ROOM -> "JOINID" or "JOINID:LEFTID", then ";JOINID:LEFTID" per
+                                   earlier stretch in the room (oldest first, at most 4)
   P:sends:ID               hash    CLIENTID -> the event that send stored (JSON, with text)
   P:sendorder:ID           zset    CLIENTID by event id: the last 1000 are kept
   P:presence               zset    session ids by last seen (ms): every live session is here
@@ -38,6 +39,7 @@ one Redis, not a cluster). Key layout, P = --redis-prefix (default "parley"):
 local P, H
 local SENDS_KEPT = 1000
 local LEFT_KEPT = 100
+local EARLIER_KEPT = 4
 local JOIN_HISTORY = 50
 local JOIN_MEMBERS = 100
 local TYPING_MAX_MEMBERS = 100
@@ -110,8 +112,24 @@ end
 local function membership(id, room)
   local v = redis.call('HGET', k('memberships', id), room)
   if not v then return nil end
-  local j, l = string.match(v, '^(%d+):?(%d*)$')
+  local j, l = string.match(v, '^(%d+):?(%d*)')
   return tonumber(j), (l ~= '' and tonumber(l) or nil)
+end
+
+--- The earlier stretches of a membership value: ';J:L' each, oldest first; '' for none.
+local function earlierPart(v)
+  return v and string.match(v, '(;.*)$') or ''
+end
+
+--- The earlier stretches of a membership joined again after `v` (the last one, if any).
+local function rejoinedPart(v)
+  if not v then return '' end
+  local all = earlierPart(v)
+  local j, l = string.match(v, '^(%d+):(%d+)')
+  if l then all = all .. ';' .. j .. ':' .. l end
+  local parts = {}
+  for part in string.gmatch(all, ';[^;]+') do parts[#parts + 1] = part end
+  return table.concat(parts, '', math.max(1, #parts - EARLIER_KEPT + 1))
 end
 
 local function isMember(id, room)
@@ -151,8 +169,9 @@ end
 
 --- A join event and its membership.
 local function joinRoom(id, nick, room, now)
+  local previous = redis.call('HGET', k('memberships', id), room)
   local jid = append(room, body('join', room, nick, now, id))
-  redis.call('HSET', k('memberships', id), room, jid)
+  redis.call('HSET', k('memberships', id), room, jid .. rejoinedPart(previous))
   redis.call('ZADD', k('members', room), 0, nick)
   return jid
 end
@@ -162,7 +181,7 @@ local function forgetOldLeaves(id)
   local all = redis.call('HGETALL', k('memberships', id))
   local left = {}
   for i = 1, #all, 2 do
-    local l = string.match(all[i + 1], ':(%d+)$')
+    local l = string.match(all[i + 1], '^%d+:(%d+)')
     if l then left[#left + 1] = { tonumber(l), all[i] } end
   end
   if #left <= LEFT_KEPT then return end
@@ -172,9 +191,10 @@ end
 
 --- A leave event (with `extra`: by, reason) and the membership marked left.
 local function leaveRoom(id, nick, room, now, extra)
+  local v = redis.call('HGET', k('memberships', id), room)
   local jid = membership(id, room)
   local lid = append(room, body('leave', room, nick, now, id, extra))
-  redis.call('HSET', k('memberships', id), room, jid .. ':' .. lid)
+  redis.call('HSET', k('memberships', id), room, jid .. ':' .. lid .. earlierPart(v))
   redis.call('ZREM', k('members', room), nick)
   forgetOldLeaves(id)
 end
@@ -207,7 +227,7 @@ local function endSession(id, now, extra)
   local nick = s[2]
   local all = redis.call('HGETALL', k('memberships', id))
   for i = 1, #all, 2 do
-    if not string.find(all[i + 1], ':') then leaveRoom(id, nick, all[i], now, extra) end
+    if not string.match(all[i + 1], '^%d+:') then leaveRoom(id, nick, all[i], now, extra) end
   end
   -- Its private rooms go with it, also those it had left.
   for _, room in ipairs(redis.call('SMEMBERS', k('dms', id))) do deleteRoom(room) end

@@ -532,11 +532,19 @@ function session(reply: RespReply[] | null): SessionInfo | null {
   const rooms = new Map<string, Membership>();
   const list = memberships as RespReply[];
   for (let i = 0; i < list.length; i += 2) {
-    const [joinId, leftId] = text(list[i + 1]!).split(":");
-    rooms.set(
-      text(list[i]!),
-      leftId ? { joinId: Number(joinId), leftId: Number(leftId) } : { joinId: Number(joinId) },
-    );
+    // "JOINID[:LEFTID]" then ";JOINID:LEFTID" per earlier stretch (redis_state.lua).
+    const [current, ...earlier] = text(list[i + 1]!).split(";");
+    const [joinId, leftId] = current!.split(":");
+    const m: Membership = leftId
+      ? { joinId: Number(joinId), leftId: Number(leftId) }
+      : { joinId: Number(joinId) };
+    if (earlier.length > 0) {
+      m.earlier = earlier.map((part) => {
+        const [j, l] = part.split(":");
+        return [Number(j), Number(l)] as const;
+      });
+    }
+    rooms.set(text(list[i]!), m);
   }
   return new RedisSession(
     id,

@@ -481,6 +481,26 @@ Deno.test("GET /api/events: a join heard while the poll's session is read is not
   assert.deepEqual(summary(events), ["join lobby alice"]);
 });
 
+Deno.test("a poll from before a leave reads up to it after the session joined the room again", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(bob, "x");
+  await store.join(alice, "x");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  await store.send(bob, "x", "while alice is in", undefined);
+  await store.leave(alice, "x");
+  await store.send(bob, "x", "while alice is out", undefined);
+  await store.join(alice, "x");
+  await store.send(bob, "x", "alice is back", undefined);
+  assert.deepEqual(summary(body(pollNow(store, auth(store, alice.token)!, cursor)).events), [
+    "message x bob while alice is in",
+    "leave x alice",
+    "join x alice",
+    "message x bob alice is back",
+  ]);
+});
+
 Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
   const store = await openStore();
   const alice = await session(store, "alice");

@@ -164,12 +164,16 @@ serverTest(
       [["join", "bob", undefined], ["message", "alice", "m3"]],
     );
     assert.deepEqual(seen.body.events[1], m3.body.event);
-    // Left and joined again: what happened in between stays unseen by polls.
+    // Left and joined again: what happened in between stays unseen by polls, while a poll from
+    // before the leave still gets it (DESIGN.md: "up to and including its own leave").
     await client.call("POST", "/api/rooms/lobby/leave", { token: bob.token });
     await client.send(alice.token, "lobby", "while away");
     await client.join(bob.token, "lobby");
     const again = await client.poll(bob.token, seen.body.cursor, 0);
-    assert.deepEqual(again.body.events.map((e: Event) => [e.type, e.nick]), [["join", "bob"]]);
+    assert.deepEqual(again.body.events.map((e: Event) => [e.type, e.nick]), [
+      ["leave", "bob"],
+      ["join", "bob"],
+    ]);
   },
 );
 

@@ -534,9 +534,28 @@ export function runSharedStateContract(
     await t.refused(() => t.state.members(alice.id, "lobby", null, 10), "not_member");
     await t.refused(() => t.state.send(alice.id, "lobby", "x", undefined, T0, OFF), "not_member");
     await t.refused(() => t.state.typing(alice.id, "lobby", T0), "not_member");
-    // Joining again gives a new membership.
+    // Joining again gives a new membership, and keeps the earlier one for polls from before it.
     await t.state.join(alice.id, "lobby", T0);
-    assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), { joinId: 7 });
+    assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
+      joinId: 7,
+      earlier: [[3, 5]],
+    });
+    // Leaving keeps them too; at most the last four are kept.
+    await t.state.leave(alice.id, "lobby", T0);
+    assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
+      joinId: 7,
+      leftId: 8,
+      earlier: [[3, 5]],
+    });
+    for (let i = 0; i < 4; i++) {
+      await t.state.join(alice.id, "lobby", T0);
+      await t.state.leave(alice.id, "lobby", T0);
+    }
+    await t.state.join(alice.id, "lobby", T0);
+    assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
+      joinId: 17,
+      earlier: [[9, 10], [11, 12], [13, 14], [15, 16]],
+    });
   });
 
   test("history and members refuse sessions that are not members", {}, async (t) => {
