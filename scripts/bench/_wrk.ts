@@ -31,6 +31,7 @@ export async function wrk(
   }
   const text = new TextDecoder().decode(out.stdout);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
-  const latencyP50 = /50%\s+(\S+)/.exec(text)?.[1] ?? "?";
+  // The latency distribution's own line: "90.50%" in the stdev column must not match.
+  const latencyP50 = /^\s*50%\s+(\S+)/m.exec(text)?.[1] ?? "?";
   return { rps, latencyP50, output: text };
 }
