@@ -901,15 +901,24 @@ function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
   const ranges: RoomRange[] = [];
   for (const [room, m] of session.rooms) {
     for (const [joinId, leftId] of m.earlier ?? []) {
-      const from = Math.max(cursor, joinId - 1);
-      if (from < leftId) ranges.push({ room, from, to: leftId });
+      addStretch(ranges, room, cursor, joinId, leftId);
     }
-    const from = Math.max(cursor, m.joinId - 1);
-    const to = m.leftId ?? Infinity;
-    if (from < to) ranges.push({ room, from, to });
+    addStretch(ranges, room, cursor, m.joinId, m.leftId ?? Infinity);
   }
   if (ranges.length > 1) ranges.sort((a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : 0));
   return ranges;
+}
+
+/** Adds what a stretch of membership (from its join to its leave) holds after `cursor`, if any. */
+function addStretch(
+  ranges: RoomRange[],
+  room: string,
+  cursor: number,
+  joinId: number,
+  to: number,
+): void {
+  const from = Math.max(cursor, joinId - 1);
+  if (from < to) ranges.push({ room, from, to });
 }
 
 /** A cursor's number; 400 invalid_cursor for text no server gives. */

@@ -192,7 +192,7 @@ end
 --- A leave event (with `extra`: by, reason) and the membership marked left.
 local function leaveRoom(id, nick, room, now, extra)
   local v = redis.call('HGET', k('memberships', id), room)
-  local jid = membership(id, room)
+  local jid = string.match(v, '^(%d+)')
   local lid = append(room, body('leave', room, nick, now, id, extra))
   redis.call('HSET', k('memberships', id), room, jid .. ':' .. lid .. earlierPart(v))
   redis.call('ZREM', k('members', room), nick)

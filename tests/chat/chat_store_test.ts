@@ -290,6 +290,32 @@ Deno.test("waiting polls with the same rooms and cursor share one encoded answer
   assert.equal(store.counters.delivered, 3);
 });
 
+/**
+ * A poll's request reads the session (a copy, from `openSnapshotStore`), then its join lands: the
+ * copy without the room, and the `since` the request took before reading it.
+ */
+async function readThenJoin(
+  store: ChatStore,
+  s: SessionInfo,
+  room: string,
+): Promise<{ since: number; read: SessionInfo }> {
+  const since = store.eventsHeard;
+  const read = auth(store, s.token)!;
+  await store.join(s, room);
+  return { since, read };
+}
+
+/** alice and carol in "side", bob in "lobby", and alice's cursor now. */
+async function aliceInSideBobInLobby(store: ChatStore) {
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  const carol = await session(store, "carol");
+  await store.join(alice, "side");
+  await store.join(carol, "side");
+  await store.join(bob, "lobby");
+  return { alice, bob, carol, cursor: body(pollNow(store, alice, null)).cursor };
+}
+
 /** Runs `act`, lets the store's callbacks run, and asserts that `poll` answered by then. */
 async function answeredBy<T>(poll: Promise<T>, act: () => unknown): Promise<T> {
   let answered = false;
@@ -344,9 +370,7 @@ Deno.test("a poll whose session joined a room after it was read waits on that ro
   const alice = await session(store, "alice");
   const bob = await session(store, "bob");
   // The poll's request reads alice's session; her join (on another instance) lands meanwhile.
-  const since = store.eventsHeard;
-  const read = auth(store, alice.token)!;
-  await store.join(alice, "lobby");
+  const { since, read } = await readThenJoin(store, alice, "lobby");
   const cursor = body(pollNow(store, bob, null)).cursor;
   const poll = store.poll(read, cursor, 30, new AbortController().signal, since);
   assert.ok(poll instanceof Promise);
@@ -357,16 +381,8 @@ Deno.test("a poll whose session joined a room after it was read waits on that ro
 
 Deno.test("a poll whose session joined a room after it was read answers that room's events too", async () => {
   const store = await openSnapshotStore();
-  const alice = await session(store, "alice");
-  const bob = await session(store, "bob");
-  const carol = await session(store, "carol");
-  await store.join(alice, "side");
-  await store.join(carol, "side");
-  await store.join(bob, "lobby");
-  const cursor = body(pollNow(store, alice, null)).cursor;
-  const since = store.eventsHeard;
-  const read = auth(store, alice.token)!;
-  await store.join(alice, "lobby");
+  const { alice, bob, carol, cursor } = await aliceInSideBobInLobby(store);
+  const { since, read } = await readThenJoin(store, alice, "lobby");
   await store.send(bob, "lobby", "welcome", undefined);
   await store.send(carol, "side", "elsewhere", undefined);
   // Answered from "side" alone, its cursor would pass "welcome", which alice's join answer lacks.
@@ -382,13 +398,7 @@ Deno.test("a waiting poll whose session joined a room answers nothing from its o
   let release = () => {};
   let gate: Promise<void> | null = null;
   const store = await openSnapshotStore(undefined, () => gate ?? Promise.resolve());
-  const alice = await session(store, "alice");
-  const bob = await session(store, "bob");
-  const carol = await session(store, "carol");
-  await store.join(alice, "side");
-  await store.join(carol, "side");
-  await store.join(bob, "lobby");
-  const cursor = body(pollNow(store, alice, null)).cursor;
+  const { alice, bob, carol, cursor } = await aliceInSideBobInLobby(store);
   const poll = store.poll(auth(store, alice.token)!, cursor, 30, new AbortController().signal);
   assert.ok(poll instanceof Promise);
   // Her join is heard; the read of her session again is slow (a remote store).
@@ -429,9 +439,7 @@ Deno.test("a poll whose session's join was pushed out of those remembered still 
   const store = await openSnapshotStore();
   const alice = await session(store, "alice");
   const bob = await session(store, "bob");
-  const since = store.eventsHeard;
-  const read = auth(store, alice.token)!;
-  await store.join(alice, "lobby");
+  const { since, read } = await readThenJoin(store, alice, "lobby");
   // More sessions move after her than are remembered (4,096): hers is forgotten.
   for (let i = 0; i < 4100; i++) await store.join(await session(store, `n${i}`), "crowd");
   const cursor = body(pollNow(store, bob, null)).cursor;
