@@ -1,5 +1,6 @@
 /** The servers a long-poll scenario compares, each started fresh for every round. */
 import { nchanMissing, startNchan } from "./_peers.ts";
+import type { BenchOptions } from "./_scenario.ts";
 import {
   type Server,
   startDenoFloor,
@@ -66,9 +67,17 @@ export const NCHAN: Contender = {
   start: startNchan,
 };
 
-/** The contenders that can run here; prints one line for each that cannot. */
-export function available(scenario: string, contenders: Contender[]): Contender[] {
+/**
+ * The contenders that can run here and that `--only` names (all without it); prints one line for
+ * each that cannot.
+ */
+export function available(
+  scenario: string,
+  contenders: Contender[],
+  options: BenchOptions,
+): Contender[] {
   return contenders.filter((c) => {
+    if (options.only && !options.only.includes(c.name)) return false;
     const reason = c.missing();
     if (reason) console.log(`${scenario}: ${c.name} skipped: ${reason}`);
     return reason === null;

@@ -8,6 +8,8 @@ export interface BenchOptions {
   rounds?: number;
   /** Seconds per timed run, when given (each scenario has its own default). */
   seconds?: number;
+  /** Names of the only contenders the waiting-poll scenarios start, when given. */
+  only?: string[];
 }
 
 /** One benchmark: prints its own table with ratios against peers measured in the same run. */

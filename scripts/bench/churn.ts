@@ -154,7 +154,7 @@ async function run(options: BenchOptions): Promise<void> {
   const settleMs = options.quick ? 500 : 5000;
   /** How long after the last client left memory may take to come back within the target. */
   const returnMs = options.quick ? 1000 : 30_000;
-  const contenders = available("churn", [PARLEY, PARLEY_NODE, DENO_PEER]);
+  const contenders = available("churn", [PARLEY, PARLEY_NODE, DENO_PEER], options);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   const senders = ClientPool.start(1);

@@ -187,7 +187,7 @@ export function fanoutRows(
 
 async function run(options: BenchOptions): Promise<void> {
   const sizes = options.quick ? [200] : [1000, 10_000];
-  const contenders = available("fanout", [...WAITING_POLL_CONTENDERS]);
+  const contenders = available("fanout", [...WAITING_POLL_CONTENDERS], options);
   const peers = contenders.filter((c) => !isParley(c.name)).map((c) => c.name);
   const notes: string[] = [];
   for (const n of sizes) {

@@ -49,7 +49,7 @@ async function storm(pool: ClientPool, contender: Contender, n: number): Promise
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const rounds = options.rounds ?? (options.quick ? 1 : 2);
-  const contenders = available("joinstorm", [PARLEY, DENO_PEER]);
+  const contenders = available("joinstorm", [PARLEY, DENO_PEER], options);
   const results = new Map<string, StormRound[]>(contenders.map((c) => [c.name, []]));
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   try {

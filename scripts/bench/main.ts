@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { BenchOptions, Scenario } from "./_scenario.ts";
+import { WAITING_POLL_CONTENDERS } from "./_contenders.ts";
 import { BENCH_FLAGS, parleyRunArgs } from "./_server_process.ts";
 import { churn } from "./churn.ts";
 import { fanout } from "./fanout.ts";
@@ -32,7 +33,7 @@ export const SCENARIOS: Scenario[] = [
 function usage(): string {
   const width = Math.max(...SCENARIOS.map((s) => s.name.length));
   return [
-    "Usage: deno task bench [SCENARIO…] [--quick] [--rounds N] [--seconds S]",
+    "Usage: deno task bench [SCENARIO…] [--quick] [--rounds N] [--seconds S] [--only NAMES]",
     "",
     "Runs the named scenarios (all of them without a name), each printing a table with ratios",
     "against peers measured in the same run. Scenarios:",
@@ -43,6 +44,9 @@ function usage(): string {
     "  --quick      small sizes and short runs: a smoke test of the whole suite in about a minute",
     "  --rounds N   rounds per measurement (each scenario has its own default)",
     "  --seconds S  seconds per timed run (churn, mix, http, sends; default 30, 30, 5, 5)",
+    "  --only NAMES start only these contenders (comma-separated) in fanout, memory, joinstorm,",
+    "               churn and mix, of:",
+    ...WAITING_POLL_CONTENDERS.map((c) => `                 ${c.name}`),
     "  --help       this text",
   ].join("\n");
 }
@@ -81,6 +85,7 @@ export async function main(args: string[]): Promise<number> {
         quick: { type: "boolean" },
         rounds: { type: "string" },
         seconds: { type: "string" },
+        only: { type: "string" },
         help: { type: "boolean" },
       },
       allowPositionals: true,
@@ -103,6 +108,18 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     options[name] = n;
+  }
+  if (values.only !== undefined) {
+    const known = new Set(WAITING_POLL_CONTENDERS.map((c) => c.name));
+    options.only = values.only.split(",").map((name) => name.trim());
+    const unknown = options.only.filter((name) => !known.has(name));
+    if (unknown.length > 0) {
+      console.error(
+        `bench: --only: no contender ${unknown.join(", ")}; they are: ` +
+          [...known].join(", "),
+      );
+      return 2;
+    }
   }
   const chosen: Scenario[] = [];
   for (const name of positionals) {

@@ -65,7 +65,7 @@ async function measure(pool: ClientPool, contender: Contender, server: Server, n
 async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const rounds = options.rounds ?? 1;
-  const contenders = available("memory", [...WAITING_POLL_CONTENDERS]);
+  const contenders = available("memory", [...WAITING_POLL_CONTENDERS], options);
   const results = new Map<string, MemoryRound[]>(contenders.map((c) => [c.name, []]));
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));

@@ -9,8 +9,10 @@ import { createSessions, gauge, joinRooms, waitUntil } from "./_chat.ts";
 import {
   available,
   type Contender,
+  DENO_FLOOR,
   DENO_PEER,
   NCHAN,
+  NODE_FLOOR,
   PARLEY,
   PARLEY_NODE,
   withFresh,
@@ -93,7 +95,16 @@ async function run(options: BenchOptions): Promise<void> {
   const n = options.quick ? 500 : 10_000;
   const perSecond = options.quick ? 100 : 1000;
   const seconds = options.seconds ?? (options.quick ? 1 : 30);
-  const contenders = available("mix", [NCHAN, PARLEY, PARLEY_NODE, DENO_PEER]);
+  // The floors show what Deno's sockets cost at this rate with next to no JavaScript: a bound on
+  // any server built on them, Parley included.
+  const contenders = available("mix", [
+    NCHAN,
+    PARLEY,
+    PARLEY_NODE,
+    DENO_PEER,
+    DENO_FLOOR,
+    NODE_FLOOR,
+  ], options);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   const senders = ClientPool.start(1);
@@ -113,6 +124,7 @@ async function run(options: BenchOptions): Promise<void> {
   const cpuOf = (r?: MixResult) => r && (r.serverCpu / r.report.latencies.length) * 10_000;
   const nchan = results.get(NCHAN.name);
   const peer = results.get(DENO_PEER.name);
+  const floor = results.get(DENO_FLOOR.name);
   printTable(
     [
       "server",
@@ -123,10 +135,12 @@ async function run(options: BenchOptions): Promise<void> {
       "p99 ms",
       "p99 vs nchan",
       "p99 vs peer",
+      "p99 vs floor",
       "server CPU s",
       "CPU s / 10k",
       "CPU vs nchan",
       "CPU vs peer",
+      "CPU vs floor",
       "client CPU s",
     ],
     [...results].map(([name, r]) => {
@@ -140,17 +154,20 @@ async function run(options: BenchOptions): Promise<void> {
         ms(p99Of(r)!),
         ratio(p99Of(r), p99Of(nchan)),
         ratio(p99Of(r), p99Of(peer)),
+        ratio(p99Of(r), p99Of(floor)),
         r.serverCpu.toFixed(2),
         cpuOf(r)!.toFixed(3),
         ratio(cpuOf(r), cpuOf(nchan)),
         ratio(cpuOf(r), cpuOf(peer)),
+        ratio(cpuOf(r), cpuOf(floor)),
         r.clientCpu.toFixed(2),
       ];
     }),
     `Mix: ${count(n)} sessions in ${count(n / ROOM_SIZE)} rooms of ${ROOM_SIZE}, all polling; ` +
       `${count(perSecond)} messages/s round robin over the rooms for ${seconds} s ` +
       `(send → arrival per delivery; CPU = utime + stime from the first send until the last ` +
-      `delivery arrived)`,
+      `delivery arrived; peer: ${DENO_PEER.name}; floor: ${DENO_FLOOR.name}, nchan's contract ` +
+      `with next to no JavaScript)`,
   );
   for (const [name, r] of results) {
     const missed = r.sends.skipped + r.sends.errors + r.sends.rejected;

@@ -4,6 +4,8 @@
  * the message. Without nginx and the nchan module it is ignored, except in CI, where it fails.
  */
 import assert from "node:assert/strict";
+import { available, NCHAN, PARLEY } from "../../scripts/bench/_contenders.ts";
+import { main } from "../../scripts/bench/main.ts";
 import { nchanMissing } from "../../scripts/bench/_peers.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -50,4 +52,22 @@ Deno.test({
     }
     assert.doesNotMatch(text, /FAILED/, context);
   },
+});
+
+Deno.test("bench --only starts only the contenders it names", () => {
+  const all = [NCHAN, PARLEY].filter((c) => c.missing() === null);
+  assert.deepEqual(available("test", all, { quick: true, only: ["parley"] }), [PARLEY]);
+  assert.deepEqual(available("test", all, { quick: true }), all);
+});
+
+Deno.test("bench --only refuses a name that is no contender, before starting anything", async () => {
+  const said: string[] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => said.push(args.join(" "));
+  try {
+    assert.equal(await main(["fanout", "--only", "parley,nginx"]), 2);
+  } finally {
+    console.error = error;
+  }
+  assert.match(said.join("\n"), /--only: no contender nginx; they are: nginx\+nchan, parley/);
 });
