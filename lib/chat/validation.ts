@@ -1,7 +1,7 @@
 /**
  * What clients may send as names and text. Names are Unicode as people type them: normalised to
- * NFC, letters may carry combining marks, and two spellings are one name when their full case
- * foldings match (`nameKey`). Invisible characters never make up a name or a whole message.
+ * NFC, letters may carry combining marks, and two spellings are one nick when their full case
+ * foldings match (`nameKey`; room names are compared as written). Invisible characters never make up a name or a whole message.
  */
 
 /** A name: a letter or digit (with its marks), then letters, marks, digits, `_`, `.` or `-`. */
@@ -36,10 +36,16 @@ function isAscii(text: string): boolean {
 /**
  * The key two names are compared by: full case folding of the NFC form. `toUpperCase` applies
  * the full mappings (ß → SS, ﬁ → FI), `toLowerCase` then folds to lower case, and the final
- * sigma, which lower-casing restores by position, is folded to σ as case folding does.
+ * sigma, which lower-casing restores by position, is folded to σ as case folding does. Two
+ * letters fold otherwise than that round trip: capital ẞ folds to "ss" (the round trip leaves ß),
+ * and dotless ı folds to itself (upper-casing would make it I, then i).
  */
 export function nameKey(name: string): string {
-  return name.normalize("NFC").toUpperCase().toLowerCase().replaceAll("ς", "σ").normalize("NFC");
+  return name.normalize("NFC").split("ı").map(foldCase).join("ı").normalize("NFC");
+}
+
+function foldCase(text: string): string {
+  return text.toUpperCase().toLowerCase().replaceAll("ς", "σ").replaceAll("ß", "ss");
 }
 
 function nameProblem(name: unknown, what: string, max: number): string | null {

@@ -50,6 +50,27 @@ Deno.test("nick uniqueness uses full case folding: final sigma, sharp s", async 
   });
 });
 
+Deno.test("nick uniqueness uses full case folding: capital sharp s is ss, dotless i is not i", async () => {
+  await withServer({}, async (_app, client) => {
+    assert.equal(
+      (await client.call("POST", "/api/session", { body: { nick: "straße" } })).status,
+      201,
+    );
+    const capital = await client.call("POST", "/api/session", { body: { nick: "STRAẞE" } });
+    assert.equal(capital.status, 409, "STRAẞE folds to strasse, as straße does");
+    assert.equal(
+      (await client.call("POST", "/api/session", { body: { nick: "ı" } })).status,
+      201,
+    );
+    const dotted = await client.call("POST", "/api/session", { body: { nick: "i" } });
+    assert.equal(dotted.status, 201, `i is not ı: ${JSON.stringify(dotted.body)}`);
+    for (const nick of ["I", "ı"]) {
+      const again = await client.call("POST", "/api/session", { body: { nick } });
+      assert.equal(again.status, 409, `${nick} is taken`);
+    }
+  });
+});
+
 Deno.test("format and direction characters are refused in nicks and room names", async () => {
   await withServer({}, async (_app, client) => {
     for (const nick of ["al\u200bice", "al\u202eice", "\u200b", "bob\u2066", "a\u00ad"]) {
@@ -93,5 +114,17 @@ Deno.test("a message of only invisible or direction characters is 422 invalid_me
     }
     const mixed = await client.send(alice.token, "lobby", "hi\u200bthere");
     assert.equal(mixed.status, 201, "invisible characters inside text are the author's business");
+  });
+});
+
+Deno.test("room names are told apart as written: Lobby and lobby are two rooms", async () => {
+  await withServer({}, async (_app, client) => {
+    const alice = await client.session("alice");
+    const bob = await client.session("bob");
+    assert.equal((await client.join(alice.token, "Lobby")).status, 200);
+    const lower = await client.join(bob.token, "lobby");
+    assert.equal(lower.status, 200);
+    assert.equal(lower.body.room, "lobby");
+    assert.deepEqual(lower.body.members, ["bob"]);
   });
 });
