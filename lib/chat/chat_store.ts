@@ -474,7 +474,8 @@ export class ChatStore {
     return maybeThen(this.#call(() => this.#state.lastId(asked)), (lastId) => {
       const cursor = cursorText === null ? lastId : cursorAtMost(asked, lastId);
       const ranges = rangesOf(session, cursor);
-      const key = groupKey(cursor, ranges);
+      const forgot = forgotAfter(session, cursor);
+      const key = forgot > 0 ? `${groupKey(cursor, ranges)}|!${forgot}` : groupKey(cursor, ranges);
       // Polls from the same cursor over the same rooms, since the last event: the same answer.
       const recent = this.#recent.get(key);
       if (recent !== undefined && !this.#movedSince(session.id, heard)) {
@@ -492,7 +493,7 @@ export class ChatStore {
             (fresh) => this.poll(fresh ?? session, cursorText, waitSeconds, signal, again),
           );
         }
-        const ready = this.#answer(read, cursor);
+        const ready = this.#answer(read, cursor, forgot);
         if (ready.count > 0 || ready.gap) {
           if (this.#heard === heard) this.#remember(key, ready);
           this.counters.delivered += ready.count;
@@ -771,9 +772,15 @@ export class ChatStore {
         else finish(read);
         return;
       }
+      const cursor = waiter.group.cursor;
+      const forgot = forgotAfter(session, cursor);
+      if (forgot > 0) {
+        // Stretches it would read were forgotten meanwhile: the client reloads history instead.
+        this.#finish(waiter, this.#answer({ events: [], gap: true }, cursor, forgot));
+        return;
+      }
       if (!this.#leave(waiter)) return;
       waiter.session = session;
-      const cursor = waiter.group.cursor;
       const ranges = rangesOf(session, cursor);
       waiter.group = this.#group(groupKey(cursor, ranges), cursor, ranges);
       this.#enter(waiter);
@@ -839,14 +846,19 @@ export class ChatStore {
     for (const group of [...this.#groups.values()]) this.#check(group);
   }
 
-  /** The poll answer for what was read after `cursor`. */
-  #answer(read: ReadResult, cursor: number): PollAnswer {
+  /**
+   * The poll answer for what was read after `cursor`; `forgot` (see `forgotAfter`) adds the gap
+   * and, once all was read, moves the cursor past it so the next poll does not answer it again.
+   */
+  #answer(read: ReadResult, cursor: number, forgot = 0): PollAnswer {
     const events = read.events;
-    const next = events.length > 0 ? events[events.length - 1]!.id : cursor;
+    let next = events.length > 0 ? events[events.length - 1]!.id : cursor;
+    if (forgot > next && events.length < MAX_EVENTS_PER_POLL) next = forgot;
+    const gap = read.gap || forgot > 0;
     const body = `{"events":${this.eventsJson(events)},"cursor":"${next}"${
-      read.gap ? ',"gap":true' : ""
+      gap ? ',"gap":true' : ""
     }}`;
-    return pollAnswer(encoder.encode(body), this.#draining, events.length, read.gap);
+    return pollAnswer(encoder.encode(body), this.#draining, events.length, gap);
   }
 
   /** A JSON array of events as clients see them, each encoded once (joins repeat history). */
@@ -907,6 +919,18 @@ function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
   }
   if (ranges.length > 1) ranges.sort((a, b) => (a.room < b.room ? -1 : a.room > b.room ? 1 : 0));
   return ranges;
+}
+
+/**
+ * The newest forgotten stretch's leave after `cursor` in any of the session's rooms, or 0: what it
+ * saw then cannot be read any more (`Membership.forgot`).
+ */
+function forgotAfter(session: SessionInfo, cursor: number): number {
+  let forgot = 0;
+  for (const m of session.rooms.values()) {
+    if (m.forgot !== undefined && m.forgot > cursor && m.forgot > forgot) forgot = m.forgot;
+  }
+  return forgot;
 }
 
 /** Adds what a stretch of membership (from its join to its leave) holds after `cursor`, if any. */

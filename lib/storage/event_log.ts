@@ -81,10 +81,15 @@ export interface Membership {
   leftId?: number;
   /**
    * Its earlier stretches in the room, `[joinId, leftId]` oldest first (at most `EARLIER_KEPT`): a
-   * poll from a cursor before a leave still reads up to it after the session joined again. Kept
-   * while the session runs (a restart of a local store forgets them).
+   * poll from a cursor before a leave still reads up to it after the session joined again. A
+   * local store rebuilds them from the events it kept when it starts.
    */
   earlier?: readonly (readonly [number, number])[];
+  /**
+   * The leave of the newest stretch no longer kept in `earlier`: a poll from a cursor before it
+   * cannot read all it saw, and answers `gap` (the client reloads history).
+   */
+  forgot?: number;
 }
 
 /** Earlier stretches of membership remembered per room (see `Membership.earlier`). */
@@ -93,8 +98,28 @@ export const EARLIER_KEPT = 4;
 /** A membership that begins at `joinId`, after `previous` (the session's last one there, if any). */
 export function rejoined(joinId: number, previous: Membership | undefined): Membership {
   if (previous?.leftId === undefined) return { joinId };
-  const earlier = [...(previous.earlier ?? []), [previous.joinId, previous.leftId] as const];
-  return { joinId, earlier: earlier.slice(-EARLIER_KEPT) };
+  return withEarlier(
+    joinId,
+    [...(previous.earlier ?? []), [previous.joinId, previous.leftId]],
+    previous.forgot,
+  );
+}
+
+/**
+ * A membership from `joinId` with the last `EARLIER_KEPT` of `stretches` (oldest first), the
+ * others forgotten (see `Membership.forgot`).
+ */
+export function withEarlier(
+  joinId: number,
+  stretches: readonly (readonly [number, number])[],
+  forgot = 0,
+): Membership {
+  const m: Membership = { joinId };
+  const cut = Math.max(0, stretches.length - EARLIER_KEPT);
+  for (let i = 0; i < cut; i++) forgot = Math.max(forgot, stretches[i]![1]);
+  if (stretches.length > cut) m.earlier = stretches.slice(cut);
+  if (forgot > 0) m.forgot = forgot;
+  return m;
 }
 
 /** A session as stored; presence (last seen) is not stored: a restart starts the grace anew. */

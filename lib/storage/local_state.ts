@@ -22,6 +22,7 @@ import {
   type StoredBan,
   type StoredEvent,
   type StoredSession,
+  withEarlier,
 } from "./event_log.ts";
 import { LazyMap } from "./lazy_map.ts";
 import {
@@ -193,6 +194,7 @@ export class LocalState implements SharedState {
         : stored.droppedThrough;
       if (stored.topic !== undefined) room.topic = stored.topic;
     }
+    state.#rebuildEarlier();
     for (const session of state.#byId.values()) {
       for (const [name, m] of session.rooms) {
         if (m.leftId === undefined) state.#room(name).members.push(session.nick);
@@ -204,6 +206,37 @@ export class LocalState implements SharedState {
     for (const room of state.#rooms.values()) room.members.sort(compare);
     if (collisions.length > 0) await state.#end(collisions, now, {});
     return state;
+  }
+
+  /**
+   * The earlier stretches of loaded memberships, from the joins and leaves among the kept events
+   * (a log persists each session's latest membership of a room, not the ones before it).
+   */
+  #rebuildEarlier(): void {
+    for (const room of this.#rooms.values()) {
+      const open = new Map<string, number>();
+      const stretches = new Map<string, [number, number][]>();
+      for (const event of room.events) {
+        if (event.type === "join") open.set(event.session, event.id);
+        if (event.type !== "leave") continue;
+        // A join older than the kept events: from there on, so a poll from before it sees the gap.
+        const joinId = open.get(event.session) ?? room.droppedThrough;
+        open.delete(event.session);
+        let list = stretches.get(event.session);
+        if (!list) stretches.set(event.session, list = []);
+        list.push([joinId, event.id]);
+      }
+      for (const [id, list] of stretches) {
+        const session = this.#byId.get(id);
+        const m = session?.rooms.get(room.name);
+        if (!session || !m || m.earlier !== undefined) continue;
+        const before = list.filter(([, leftId]) => leftId < m.joinId);
+        if (before.length === 0) continue;
+        const leftId = m.leftId;
+        const rebuilt = withEarlier(m.joinId, before, m.forgot);
+        session.rooms.set(room.name, leftId === undefined ? rebuilt : { ...rebuilt, leftId });
+      }
+    }
   }
 
   listen(listener: StateListener): void {

@@ -24,7 +24,9 @@ one Redis, not a cluster). Key layout, P = --redis-prefix (default "parley"):
   P:nick:KEY               string  session id holding the nick (key = full case folding)
   P:addr:ADDRESS           set     session ids created from an address (bans by address)
   P:memberships:ID         hash    ROOM -> "JOINID" or "JOINID:LEFTID", then ";JOINID:LEFTID" per
-                                   earlier stretch in the room (oldest first, at most 4)
+                                   earlier stretch in the room (oldest first, at most 4), then
+                                   ";!LEFTID" once older ones were forgotten (the newest leave of
+                                   those: polls from before it answer gap)
   P:sends:ID               hash    CLIENTID -> the event that send stored (JSON, with text)
   P:sendorder:ID           zset    CLIENTID by event id: the last 1000 are kept
   P:presence               zset    session ids by last seen (ms): every live session is here
@@ -121,15 +123,26 @@ local function earlierPart(v)
   return v and string.match(v, '(;.*)$') or ''
 end
 
---- The earlier stretches of a membership joined again after `v` (the last one, if any).
+--- The earlier stretches of a membership joined again after `v` (the last one, if any), and the
+--- leave of the newest one forgotten.
 local function rejoinedPart(v)
   if not v then return '' end
   local all = earlierPart(v)
   local j, l = string.match(v, '^(%d+):(%d+)')
   if l then all = all .. ';' .. j .. ':' .. l end
   local parts = {}
-  for part in string.gmatch(all, ';[^;]+') do parts[#parts + 1] = part end
-  return table.concat(parts, '', math.max(1, #parts - EARLIER_KEPT + 1))
+  local forgot = 0
+  for part in string.gmatch(all, ';[^;]+') do
+    local f = string.match(part, '^;!(%d+)$')
+    if f then forgot = math.max(forgot, tonumber(f)) else parts[#parts + 1] = part end
+  end
+  local first = math.max(1, #parts - EARLIER_KEPT + 1)
+  for i = 1, first - 1 do
+    forgot = math.max(forgot, tonumber(string.match(parts[i], ':(%d+)$')))
+  end
+  local kept = table.concat(parts, '', first)
+  if forgot > 0 then kept = kept .. ';!' .. forgot end
+  return kept
 end
 
 local function isMember(id, room)

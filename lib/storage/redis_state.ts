@@ -532,18 +532,23 @@ function session(reply: RespReply[] | null): SessionInfo | null {
   const rooms = new Map<string, Membership>();
   const list = memberships as RespReply[];
   for (let i = 0; i < list.length; i += 2) {
-    // "JOINID[:LEFTID]" then ";JOINID:LEFTID" per earlier stretch (redis_state.lua).
-    const [current, ...earlier] = text(list[i + 1]!).split(";");
+    // "JOINID[:LEFTID]" then ";JOINID:LEFTID" per earlier stretch and ";!LEFTID" for the
+    // forgotten ones (redis_state.lua).
+    const [current, ...parts] = text(list[i + 1]!).split(";");
     const [joinId, leftId] = current!.split(":");
     const m: Membership = leftId
       ? { joinId: Number(joinId), leftId: Number(leftId) }
       : { joinId: Number(joinId) };
-    if (earlier.length > 0) {
-      m.earlier = earlier.map((part) => {
-        const [j, l] = part.split(":");
-        return [Number(j), Number(l)] as const;
-      });
+    const earlier: (readonly [number, number])[] = [];
+    for (const part of parts) {
+      if (part.startsWith("!")) {
+        m.forgot = Number(part.slice(1));
+        continue;
+      }
+      const [j, l] = part.split(":");
+      earlier.push([Number(j), Number(l)]);
     }
+    if (earlier.length > 0) m.earlier = earlier;
     rooms.set(text(list[i]!), m);
   }
   return new RedisSession(

@@ -509,6 +509,33 @@ Deno.test("a poll from before a leave reads up to it after the session joined th
   ]);
 });
 
+Deno.test("a poll from before more re-joins than are kept answers what is kept, with a gap", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  await store.join(bob, "x");
+  await store.join(alice, "x");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  for (let i = 0; i < 6; i++) {
+    await store.send(bob, "x", `in ${i}`, undefined);
+    await store.leave(alice, "x");
+    await store.send(bob, "x", `out ${i}`, undefined);
+    await store.join(alice, "x");
+  }
+  const answer = body(pollNow(store, auth(store, alice.token)!, cursor));
+  // The first two stretches are forgotten: the gap tells the page to reload history.
+  assert.equal(answer.gap, true);
+  assert.deepEqual(
+    summary(answer.events).filter((line: string) => line.startsWith("message")),
+    ["message x bob in 2", "message x bob in 3", "message x bob in 4", "message x bob in 5"],
+  );
+  // From its cursor on, nothing is missing: no gap again.
+  await store.send(bob, "x", "later", undefined);
+  const next = body(pollNow(store, auth(store, alice.token)!, answer.cursor));
+  assert.equal(next.gap, undefined);
+  assert.deepEqual(summary(next.events), ["message x bob later"]);
+});
+
 Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
   const store = await openStore();
   const alice = await session(store, "alice");

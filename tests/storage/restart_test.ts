@@ -129,6 +129,43 @@ Deno.test("clean restart keeps sessions, memberships, cursors and client ids", a
   });
 });
 
+Deno.test("after a restart, a poll from before a leave still reads up to it though the session joined again", async () => {
+  await withTempDir(async (dir) => {
+    const store = `sqlite:${dir}/parley.db`;
+    let alice = { token: "", cursor: "" };
+    let cursor = "";
+    await run(store, [], async (client) => {
+      alice = await client.session("alice");
+      const bob = await client.session("bob");
+      assert.equal((await client.join(bob.token, "rj")).status, 200);
+      assert.equal((await client.join(alice.token, "rj")).status, 200);
+      cursor = (await client.poll(alice.token, null, 0)).body.cursor;
+      assert.equal((await client.send(bob.token, "rj", "while alice is in")).status, 201);
+      assert.equal(
+        (await client.call("POST", "/api/rooms/rj/leave", { token: alice.token })).status,
+        204,
+      );
+      assert.equal((await client.send(bob.token, "rj", "while alice is out")).status, 201);
+      assert.equal((await client.join(alice.token, "rj")).status, 200);
+      assert.equal((await client.send(bob.token, "rj", "alice is back")).status, 201);
+    });
+    await run(store, [], async (client) => {
+      const polled = await client.poll(alice.token, cursor, 0);
+      assert.equal(polled.status, 200);
+      assert.equal(polled.body.gap, undefined);
+      assert.deepEqual(
+        polled.body.events.map((e: WireEvent) => `${e.type}:${e.nick}:${e.text ?? ""}`),
+        [
+          "message:bob:while alice is in",
+          "leave:alice:",
+          "join:alice:",
+          "message:bob:alice is back",
+        ],
+      );
+    });
+  });
+});
+
 Deno.test("--history 5 is kept in the database; an old cursor reports a gap after restart", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/parley.db`;

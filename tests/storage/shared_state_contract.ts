@@ -540,7 +540,8 @@ export function runSharedStateContract(
       joinId: 7,
       earlier: [[3, 5]],
     });
-    // Leaving keeps them too; at most the last four are kept.
+    // Leaving keeps them too; at most the last four are kept, and the newest leave of those
+    // forgotten is remembered (polls from before it answer a gap).
     await t.state.leave(alice.id, "lobby", T0);
     assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
       joinId: 7,
@@ -555,6 +556,14 @@ export function runSharedStateContract(
     assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
       joinId: 17,
       earlier: [[9, 10], [11, 12], [13, 14], [15, 16]],
+      forgot: 8,
+    });
+    await t.state.leave(alice.id, "lobby", T0);
+    await t.state.join(alice.id, "lobby", T0);
+    assert.deepEqual((await t.state.refresh(alice))?.rooms.get("lobby"), {
+      joinId: 19,
+      earlier: [[11, 12], [13, 14], [15, 16], [17, 18]],
+      forgot: 10,
     });
   });
 
