@@ -451,7 +451,7 @@ export class LocalState implements SharedState {
   ): Promise<StoredEvent> {
     const settled = this.#settled(id);
     const session = settled instanceof Promise ? await settled : settled;
-    if (!session.isMember(room)) throw new Refusal("not_member");
+    // No membership check: an author keeps their messages after leaving the room (DESIGN.md).
     const original = this.#message(room, ref);
     if (original.session !== session.id) throw new Refusal("not_author");
     if (windowMs <= 0 || now - original.ts > windowMs) throw new Refusal("edit_window_passed");
@@ -465,7 +465,6 @@ export class LocalState implements SharedState {
   async remove(id: string, room: string, ref: number, now: number): Promise<void> {
     const settled = this.#settled(id);
     const session = settled instanceof Promise ? await settled : settled;
-    if (!session.moderator && !session.isMember(room)) throw new Refusal("not_member");
     const original = this.#message(room, ref);
     const own = original.session === session.id;
     if (!own && !session.moderator) throw new Refusal("not_author");

@@ -484,7 +484,7 @@ redis.register_function('parley_edit', function(_, a)
   begin(a)
   local id, room, ref, text, now, window = a[3], a[4], a[5], a[6], tonumber(a[7]), tonumber(a[8])
   if not live(id) then return refused('unauthorized') end
-  if not isMember(id, room) then return refused('not_member') end
+  -- No membership check: an author keeps their messages after leaving the room (DESIGN.md).
   local ev, mark = message(room, ref)
   if not ev or mark == 'deleted' then return refused('not_found') end
   if ev.session ~= id then return refused('not_author') end
@@ -509,7 +509,6 @@ redis.register_function('parley_remove', function(_, a)
   local id, room, ref, now = a[3], a[4], a[5], a[6]
   if not live(id) then return refused('unauthorized') end
   local moderator = isModerator(id)
-  if not moderator and not isMember(id, room) then return refused('not_member') end
   local ev, mark = message(room, ref)
   if not ev or mark == 'deleted' then return refused('not_found') end
   local own = ev.session == id

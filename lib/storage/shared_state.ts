@@ -236,7 +236,10 @@ export interface SharedState {
     rate: Rate,
   ): Promise<{ event: StoredEvent; created: boolean }>;
 
-  /** Replaces the text of the session's own message within `windowMs` of it (0: never). */
+  /**
+   * Replaces the text of the session's own message within `windowMs` of it (0: never), in the room
+   * or not since: the author's right, like a delete's, outlives their membership.
+   */
   edit(
     id: string,
     room: string,
@@ -245,7 +248,10 @@ export interface SharedState {
     now: number,
     windowMs: number,
   ): Promise<StoredEvent>;
-  /** Deletes a message: its author's, or any as a moderator (the event then carries `by`). */
+  /**
+   * Deletes a message: its author's, or any as a moderator (the event then carries `by`); neither
+   * need be in the room. Anyone else: `not_author`.
+   */
   remove(id: string, room: string, ref: number, now: number): Promise<void>;
   /** A moderator sets (or with "" clears) a room's topic. */
   setTopic(id: string, room: string, topic: string, now: number): Promise<StoredEvent>;

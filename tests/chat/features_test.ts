@@ -170,16 +170,48 @@ Deno.test("edit text that is not a message is 422 invalid_message; a non-object 
   });
 });
 
-Deno.test("editing in a room one has left is 403 not_member", async () => {
+Deno.test("an author edits and deletes their own messages after leaving the room", async () => {
   await withServer({}, async (_app, client) => {
-    const { alice } = await client.aliceAndBob();
-    const sent = (await client.send(alice.token, "lobby", "mine")).body.event;
-    await client.call("POST", "/api/rooms/lobby/leave", { token: alice.token });
-    const res = await client.call("PATCH", messagePath("lobby", sent.id), {
+    const { alice, bob, cursor } = await client.aliceAndBob();
+    const kept = (await client.send(alice.token, "lobby", "mine")).body.event;
+    const gone = (await client.send(alice.token, "lobby", "oops")).body.event;
+    assertStatus(await client.call("POST", "/api/rooms/lobby/leave", { token: alice.token }), 204);
+    const edited = await client.call("PATCH", messagePath("lobby", kept.id), {
       token: alice.token,
       body: { text: "new" },
     });
-    assertApiError(res, 403, "not_member");
+    assertStatus(edited, 200);
+    assert.equal(edited.body.event.ref, kept.id);
+    const deleted = await client.call("DELETE", messagePath("lobby", gone.id), {
+      token: alice.token,
+    });
+    assertStatus(deleted, 204);
+    const polled = await client.poll(bob.token, cursor, 0);
+    assert.deepEqual(summary(polled.body.events), [
+      "message lobby alice new",
+      "message lobby alice",
+      "leave lobby alice",
+      "edit lobby alice new",
+      "delete lobby alice",
+    ]);
+  });
+});
+
+Deno.test("a non-author outside the room gets 403 not_author, or 404 for no message", async () => {
+  await withServer({}, async (_app, client) => {
+    const { alice } = await client.aliceAndBob();
+    const carol = await client.session("carol");
+    const sent = (await client.send(alice.token, "lobby", "mine")).body.event;
+    const edit = (id: number) =>
+      client.call("PATCH", messagePath("lobby", id), { token: carol.token, body: { text: "x" } });
+    const remove = (id: number) =>
+      client.call("DELETE", messagePath("lobby", id), { token: carol.token });
+    assertApiError(await edit(sent.id), 403, "not_author");
+    assertApiError(await remove(sent.id), 403, "not_author");
+    assertApiError(await edit(999_999), 404, "not_found");
+    assertApiError(await remove(999_999), 404, "not_found");
+    const history = await client.call("GET", "/api/rooms/lobby/history", { token: alice.token });
+    assert.equal(history.body.events.at(-1).text, "mine");
   });
 });
 
