@@ -333,17 +333,23 @@ function readJson(req: HttpRequest, invalidTextCode?: string): Record<string, un
   return value as Record<string, unknown>;
 }
 
+/** A decimal number as text: sign, digits with a fraction, exponent; no hex, no spaces, no words. */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$/i;
+
 /** `wait` in seconds: absent is the default, above the maximum is the maximum. */
 function parseWait(text: string | null): number {
   if (text === null) return DEFAULT_WAIT;
-  if (!/^\d{1,9}(\.\d{1,6})?$/.test(text)) {
+  // Any length: however many digits, it is a number (DESIGN.md), and one too big for a double
+  // (1e400) is Infinity, which the maximum caps like any other.
+  const seconds = DECIMAL.test(text) ? Number(text) : NaN;
+  if (!(seconds >= 0)) {
     throw new HttpError(
       STATUS.BadRequest,
       "bad_request",
       "wait must be a number of seconds from 0 to 60",
     );
   }
-  return Math.min(Number(text), MAX_WAIT);
+  return Math.min(seconds, MAX_WAIT);
 }
 
 function optionalInteger(

@@ -751,11 +751,53 @@ serverTest(
 
 serverTest("wait that is not a number is 400 bad_request", [], async (_app, client) => {
   const alice = await client.session("alice");
-  for (const wait of ["x", "ten", "5s", "", "NaN"]) {
+  const notNumbers = ["x", "ten", "5s", "", "NaN", "Infinity", "-Infinity", "0x10", "1_000"];
+  // `%20` is a space, `%2E` a dot: whitespace around a number and a lone dot are no numbers.
+  notNumbers.push("%205", "5%20", "%2E", "1e", "e5", "1..2", "1.2.3", "--1");
+  for (const wait of notNumbers) {
     const res = await client.call("GET", `/api/events?wait=${wait}`, { token: alice.token });
     assertError(res, 400, "bad_request");
   }
 });
+
+serverTest("a negative wait is 400 bad_request saying the range", [], async (_app, client) => {
+  const alice = await client.session("alice");
+  for (const wait of ["-1", "-0.5", "-1e3", "-1234567890"]) {
+    const res = await client.call("GET", `/api/events?wait=${wait}`, { token: alice.token });
+    assertError(res, 400, "bad_request");
+    assert.match(res.body.error.message, /0 to 60/);
+  }
+});
+
+serverTest(
+  "wait is a number of any length: short ones answer, long ones above 60 wait as 60",
+  [],
+  async (_app, client) => {
+    const alice = await client.session("alice");
+    await client.join(alice.token, "lobby");
+    const poll = (wait: string, signal?: AbortSignal) =>
+      client.call("GET", `/api/events?wait=${wait}`, {
+        token: alice.token,
+        ...(signal ? { signal } : {}),
+      });
+    for (const wait of ["0.0000001", "0.1234567", "1e-9", "0E0", "0".repeat(30), ".5e-3"]) {
+      const res = await poll(wait);
+      assertOk(res, 200);
+      assert.deepEqual(res.body.events, [], `wait=${wait}`);
+    }
+    for (const wait of ["1234567890", "9".repeat(40), "1e1", "1e400", "61.1234567"]) {
+      const abort = new AbortController();
+      let settled = false;
+      const waiting = poll(wait, abort.signal).finally(() => settled = true);
+      await client.untilMetric("parley_waiting_polls", 1);
+      await delay(200);
+      assert.equal(settled, false, `a poll with wait=${wait} answered at once`);
+      abort.abort();
+      await assert.rejects(waiting, (error: Error) => error.name === "AbortError");
+      await client.untilMetric("parley_waiting_polls", 0);
+    }
+  },
+);
 
 serverTest(
   "wait above 60 is taken as 60: the poll waits instead of failing",
