@@ -16,7 +16,7 @@ export interface StaticAsset {
  */
 export const PAGE_CSP = [
   "default-src 'self'",
-  "img-src 'self' data:",
+  "img-src 'self'",
   "style-src 'self'",
   "script-src 'self'",
   "connect-src 'self'",

@@ -106,7 +106,7 @@ function directives(policy: string): Map<string, string[]> {
   return map;
 }
 
-Deno.test("the page is served with a Content-Security-Policy that allows nothing inline", async () => {
+Deno.test("the page is served with a Content-Security-Policy that allows nothing inline or from elsewhere", async () => {
   const files = await StaticFiles.create(ASSETS);
   for (const path of ["/", "/index.html"]) {
     for (const encoding of ["identity", "gzip"]) {
@@ -117,7 +117,8 @@ Deno.test("the page is served with a Content-Security-Policy that allows nothing
       const csp = directives(policy);
       assert.deepEqual(csp.get("default-src"), ["'self'"]);
       assert.deepEqual(csp.get("frame-ancestors"), ["'none'"]);
-      for (const name of ["script-src", "style-src", "connect-src"]) {
+      // Images too: DESIGN.md allows none but the server's own, so no data: URLs.
+      for (const name of ["script-src", "style-src", "img-src", "connect-src"]) {
         assert.deepEqual(csp.get(name), ["'self'"], name);
       }
       assert.doesNotMatch(policy, /unsafe-inline|unsafe-eval|\*/);
