@@ -171,6 +171,11 @@ export class HttpConnection implements ConnectionHandler {
   #driving = false;
   /** When the current request's first byte (or the connection) arrived; null when idle. */
   #requestStart: number | null;
+  /**
+   * A request head was parsed on this connection: only then is "idle" idle. Before it, empty
+   * lines the parser skips (RFC 9112 §2.2) leave the header timeout running from the start.
+   */
+  #begun = false;
   #bodyStart: number | null = null;
   #idleSince: number;
   #paused = false;
@@ -343,6 +348,7 @@ export class HttpConnection implements ConnectionHandler {
             starved = true;
             break;
           }
+          this.#begun = true;
           if (step.kind === "head") {
             this.#bodyStart = ctx.now();
             if (step.head.expectContinue) {
@@ -380,7 +386,7 @@ export class HttpConnection implements ConnectionHandler {
     const parser = this.#parser;
     const phase = this.#phase();
     if (phase === "idle") {
-      this.#requestStart = null;
+      if (this.#begun) this.#requestStart = null;
       // The request is parsed: a read buffer grown for a large head goes back to its first size.
       conn.shrinkBuffer();
       // Nothing begun or waiting in it: the parser goes back for the next request on any connection.
@@ -492,6 +498,8 @@ export class HttpConnection implements ConnectionHandler {
       if (this.#continueOwed && !this.#closing) {
         this.#continueOwed = false;
         this.conn.write(CONTINUE);
+        // The client sends its body once it reads the 100: its time starts now, not at the head.
+        this.#bodyStart = this.#ctx.now();
       }
       this.#idleSince = this.#ctx.now();
     }

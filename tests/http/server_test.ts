@@ -514,6 +514,31 @@ Deno.test("server sends a pipelined request's 100 Continue only after the respon
   });
 });
 
+Deno.test("server times a body held back behind a pipelined 100 Continue from the 100, not from its head", async () => {
+  await withApp({}, async ({ port, app, server, clock }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+      );
+      await until(() => app.waiting.length > 0, 2000, "the poll to reach the handler");
+      // The poll waits past the body timeout: the client was never asked for its body yet.
+      clock.advance(TIMEOUTS.body * 1000 * 2);
+      server.sweep();
+      app.release("polled");
+      assert.deepEqual(json(await client.readResponse()), { body: "polled" });
+      assert.equal((await client.readResponse()).status, 100);
+      clock.advance(TIMEOUTS.body * 1000 - 1);
+      server.sweep();
+      assert.equal(await client.quiet(20), true, "no 408 within the body timeout of the 100");
+      await client.send("hello");
+      const res = await client.readResponse();
+      assert.equal(res.status, 200);
+      assert.equal(res.body, "hello");
+    });
+  });
+});
+
 Deno.test("server reads pipelined requests that arrive while held ones are handed over, byte for byte", async () => {
   // One request at a time: a request behind a waiting one pauses reading.
   await withApp({ maxPipeline: 1 }, async ({ port, app }) => {
@@ -881,6 +906,38 @@ Deno.test("server answers a connection that sends nothing with 408 after the hea
       server.sweep();
       assert.equal((await client.readResponse()).status, 408);
       assert.equal(await client.waitEof(), true);
+    });
+  });
+});
+
+Deno.test("server answers a connection that sends only empty lines with 408 after the header timeout", async () => {
+  await withApp({}, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      // Skipped before a request line (RFC 9112 §2.2), they begin no request and end no wait.
+      await client.send("\r\n\n\r\n");
+      await until(() => server.connections > 0, 2000, "the server to accept the connection");
+      assert.equal(await client.quiet(20), true);
+      clock.advance(TIMEOUTS.header * 1000);
+      server.sweep();
+      assert.equal((await client.readResponse()).status, 408);
+      assert.equal(await client.waitEof(), true);
+    });
+  });
+});
+
+Deno.test("server keeps an empty line after a request idle, not waiting for a head", async () => {
+  await withApp({}, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      // Some clients end a POST body with an extra CRLF: the connection is idle after it.
+      await client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n\r\n");
+      assert.equal((await client.readResponse()).status, 200);
+      clock.advance(TIMEOUTS.header * 1000);
+      server.sweep();
+      assert.equal(await client.quiet(20), true, "no 408 for an idle connection");
+      clock.advance((TIMEOUTS.idle - TIMEOUTS.header) * 1000);
+      server.sweep();
+      assert.equal(await client.waitEof(), true);
+      assert.equal(client.buffered, "", "an idle close sends nothing");
     });
   });
 });
