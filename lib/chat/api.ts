@@ -278,8 +278,9 @@ function authenticate(
   fresh: boolean,
 ): SessionInfo | Promise<SessionInfo> {
   const header = req.headers.get("authorization") ?? "";
-  // Only SP and HTAB around the token (RFC 9110 §11.4), never other Unicode spaces.
-  const match = /^Bearer[ \t]+([0-9a-fA-F]{32})[ \t]*$/.exec(header);
+  // Only SP and HTAB around the token (RFC 9110 §11.4), never other Unicode spaces; the scheme's
+  // case does not matter (§11.1).
+  const match = /^bearer[ \t]+([0-9a-f]{32})[ \t]*$/i.exec(header);
   const refuse = () =>
     new HttpError(
       STATUS.Unauthorized,

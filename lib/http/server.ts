@@ -179,7 +179,11 @@ export class HttpServer {
       },
       {
         onConnection: (conn) => this.#track(conn),
-        onRefused: () => this.#stats.refused++,
+        onRefused: () => {
+          this.#stats.refused++;
+          // Its 503 is a response written like any other: counted by class too.
+          this.#ctx.count(STATUS.ServiceUnavailable);
+        },
         onAcceptError: (error) => this.#options.onAcceptError?.(error),
       },
       refusal,

@@ -253,6 +253,23 @@ serverTest(
   },
 );
 
+serverTest(
+  "the Bearer scheme is matched in any case, and the token in either case of its hex",
+  [],
+  async (_app, client) => {
+    const alice = await client.session("alice");
+    await client.join(alice.token, "lobby");
+    for (const scheme of ["bearer", "BEARER", "bEaReR"]) {
+      for (const token of [alice.token, alice.token.toUpperCase()]) {
+        const res = await client.call("GET", "/api/rooms/lobby/history", {
+          headers: { authorization: `${scheme} ${token}` },
+        });
+        assertOk(res, 200);
+      }
+    }
+  },
+);
+
 // ---- rooms ----
 
 serverTest(

@@ -1190,6 +1190,7 @@ Deno.test("server refuses connections over maxConns with a JSON 503 and closes t
       assert.equal(res?.headers.get("retry-after"), "1");
       assert.equal(res?.headers.get("connection"), "close");
       assert.equal(server.stats.refused, 1);
+      assert.equal(server.stats.responses[5], 1, "the 503 is counted with the responses");
       await first.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
       assert.equal((await first.readResponse()).status, 200);
     });
