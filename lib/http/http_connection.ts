@@ -241,6 +241,16 @@ export class HttpConnection implements ConnectionHandler {
     this.#drive();
   }
 
+  /**
+   * Input waits behind requests still in their handlers, more than the connection takes while
+   * paused: waiting handlers (polls) answer now, as at a half-close, so the requests behind them
+   * go on and the rest of the input, or the client's close behind it, is read. Otherwise a client
+   * that pipelined that much and left would hold its polls until their wait ran out.
+   */
+  onHeldFull(): void {
+    for (const slot of this.#pending) slot.abort();
+  }
+
   /** The socket is gone: release waiting handlers at once. */
   onClose(): void {
     this.#closing = true;

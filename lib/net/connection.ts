@@ -13,6 +13,11 @@ export interface ConnectionHandler {
   onClose(): void;
   /** The unsent output fell back to the high-water mark after being above it. */
   onDrain?(): void;
+  /**
+   * Paused by `pause()`, the connection holds all the input it takes while paused: more (and a
+   * close behind it) is read only once the handler resumes. Called once per pause, on a microtask.
+   */
+  onHeldFull?(): void;
 }
 
 /**
@@ -122,6 +127,8 @@ export class Connection implements Selectable {
   /** The peer's EOF or a read error, read and not yet reported. */
   #end: typeof EOF | Error | null = null;
   #paused = false;
+  /** onHeldFull was called (or is queued) since the last pause(). */
+  #heldFullTold = false;
   /** The peer's EOF (or a read error) was reported: nothing more is read. */
   #eof = false;
   /** Chunks written and not yet taken by the writer (null: none). */
@@ -221,6 +228,7 @@ export class Connection implements Selectable {
   /** Stops delivering input (backpressure from the protocol layer) until `resume()`. */
   pause(): void {
     this.#paused = true;
+    this.#heldFullTold = false;
   }
 
   /** Delivers input again after `pause()`: first what the held read took, then new reads. */
@@ -429,12 +437,24 @@ export class Connection implements Selectable {
     } else {
       if (held === 0 && this.#buf === EMPTY) this.#buf = this.#slot ??= this.#options.pool.take();
       const limit = Math.min(HELD_READ, this.#buf.byteLength);
-      if (held >= limit) return;
+      if (held >= limit) {
+        this.#tellHeldFull();
+        return;
+      }
       target = this.#buf.subarray(held, limit);
       this.#readAt = held;
     }
     this.#reading = true;
     this.#conn.read(target).then(this.#onRead, this.#onRead);
+  }
+
+  /** Tells the handler that paused input is full (not when unsent output paused it). */
+  #tellHeldFull(): void {
+    if (!this.#paused || this.#over || this.#heldFullTold) return;
+    this.#heldFullTold = true;
+    queueMicrotask(() => {
+      if (!this.#closed && this.#paused && this.#held > 0) this.handler?.onHeldFull?.();
+    });
   }
 
   #settle(result: number | typeof EOF | Error): void {

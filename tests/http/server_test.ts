@@ -849,6 +849,36 @@ Deno.test("server aborts a waiting poll at once when the client goes away with r
   });
 });
 
+Deno.test("server answers a waiting poll at once when more input than it holds waits behind it, and then sees the client go", async () => {
+  await withApp({}, async ({ port, app, server }) => {
+    const client = await RawClient.connect(port);
+    try {
+      // A POST waits its turn behind the poll; over a kilobyte of requests waits behind it.
+      await client.send(
+        "GET /poll HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi" +
+          "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n".repeat(100),
+      );
+      await until(() => app.polls.length === 1, 2000, "the poll to reach the handler");
+      const responses: RawResponse[] = [];
+      while (responses.length < 102) responses.push(await client.readResponse());
+      assert.deepEqual(json(responses[0]!), { events: [] });
+      assert.equal(responses[1]!.body, "hi");
+      assert.deepEqual(json(responses[101]!), { hello: "world" });
+      // The client leaves while its next poll waits: seen at once, though a kilobyte waits.
+      await client.send(
+        "GET /poll HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi" +
+          "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n".repeat(100),
+      );
+      await client.close();
+      await until(() => server.connections === 0, 2000, "the server to see the client go");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 Deno.test("server aborts a waiting handler's signal when the client goes away", async () => {
   await withApp({}, async ({ port, app, server }) => {
     const client = await RawClient.connect(port);
