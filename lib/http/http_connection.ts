@@ -177,6 +177,8 @@ export class HttpConnection implements ConnectionHandler {
    */
   #begun = false;
   #bodyStart: number | null = null;
+  /** The body being received is a refused request's, skipped: its 413 or 414 was its answer. */
+  #skipping = false;
   #idleSince: number;
   #paused = false;
   /** A request behind others expects `100 Continue`: sent once the responses ahead are written. */
@@ -298,7 +300,13 @@ export class HttpConnection implements ConnectionHandler {
       return;
     }
     if (this.#phase() === "body" && this.#bodyStart !== null) {
-      if (now - this.#bodyStart >= t.body) this.#timeout("The request body did not arrive in time");
+      if (now - this.#bodyStart < t.body) return;
+      if (!this.#skipping) this.#timeout("The request body did not arrive in time");
+      else {
+        // The refused request was answered already: a second answer would look like the next's.
+        this.#closing = true;
+        conn.end();
+      }
     } else if (this.#requestStart !== null) {
       if (now - this.#requestStart >= t.header) {
         this.#timeout("The request head did not arrive in time");
@@ -359,6 +367,7 @@ export class HttpConnection implements ConnectionHandler {
             break;
           }
           this.#begun = true;
+          this.#skipping = false;
           if (step.kind === "head") {
             this.#bodyStart = ctx.now();
             if (step.head.expectContinue) {
@@ -369,6 +378,17 @@ export class HttpConnection implements ConnectionHandler {
             continue;
           }
           this.#bodyStart = null;
+          if (step.kind === "refused") {
+            // Over a limit, its framing known: answered in its turn while its body is skipped.
+            if (this.#phase() === "body") {
+              this.#bodyStart = ctx.now();
+              this.#skipping = true;
+            }
+            const slot = new Slot("GET", "", step.version, false, false);
+            this.#enqueue(slot);
+            this.#fill(slot, errorResponse(step.error));
+            continue;
+          }
           if (step.kind === "error") {
             this.#fail(step.error);
             break;

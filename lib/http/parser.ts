@@ -62,6 +62,12 @@ export type ParseStep =
   | { kind: "incomplete" }
   | { kind: "head"; head: RequestHead }
   | { kind: "request"; request: ParsedRequest }
+  /**
+   * A request over the target or body limit (414, 413) whose framing is known: answered with
+   * `error` in its turn, its body (if any) skipped, and parsing goes on (DESIGN.md: the
+   * connection keeps working).
+   */
+  | { kind: "refused"; error: HttpError; version: RequestHead["version"] }
   | { kind: "error"; error: HttpError };
 
 /** The closed set of error codes the parser answers with. */
@@ -162,6 +168,8 @@ const ST_CHUNK_DATA = 3;
 const ST_CHUNK_END = 4;
 const ST_TRAILER = 5;
 const ST_ERROR = 6;
+/** Skipping the Content-Length body of a refused request. */
+const ST_SKIP = 7;
 
 // #fieldLine results besides a line end.
 const STARVED = -1;
@@ -239,6 +247,12 @@ export class RequestParser {
   #chunkLeft = 0;
   #extBytes = 0;
   #trailerBytes = 0;
+  /** The request-target is over the limit: the request is refused once its head ends (414). */
+  #targetTooLong = false;
+  /** The chunked body of a refused request is parsed for its framing and dropped. */
+  #skipping = false;
+  /** Bytes of a refused request's Content-Length body still to skip. */
+  #skipLeft = 0;
 
   /** Creates a parser; limits not given come from {@linkcode DEFAULT_LIMITS}. */
   constructor(limits: Partial<ParserLimits> = {}) {
@@ -369,6 +383,9 @@ export class RequestParser {
         case ST_TRAILER:
           next = this.#trailer(buf, pos, end);
           break;
+        case ST_SKIP:
+          next = this.#skip(pos, end);
+          break;
         default:
           return end;
       }
@@ -461,14 +478,9 @@ export class RequestParser {
           // A fragment is never part of a request-target (RFC 9112 §3.2): refused, so that no
           // part of the server reads a path from behind it (issue 14).
           if (b === HASH) return this.#badLine("request-target has a '#'");
-          // Checked per byte so a huge target fails before its line ends.
-          if (i >= tooLong) {
-            return this.#fail(
-              STATUS.UriTooLong,
-              PARSE_ERROR.TargetTooLong,
-              `Request-target is longer than ${this.#maxTarget} bytes`,
-            );
-          }
+          // Refused once the head ends (its framing known), so the connection goes on; the line
+          // is still bounded by the header limit.
+          if (i >= tooLong) this.#targetTooLong = true;
           continue;
         }
         if (b !== SP) return this.#badLine("request-target has an invalid character");
@@ -744,7 +756,6 @@ export class RequestParser {
           `Content-Length is invalid: ${JSON.stringify(contentLengthField)}`,
         );
       }
-      if (length > this.#maxBody) return this.#bodyTooLarge();
       bodyKind = "length";
       contentLength = length;
     }
@@ -766,6 +777,12 @@ export class RequestParser {
       // Shared: a zero-length array cannot be written to.
       body: EMPTY,
     };
+    if (this.#targetTooLong) {
+      return this.#refuse(request, STATUS.UriTooLong, PARSE_ERROR.TargetTooLong, pos);
+    }
+    if (contentLength > this.#maxBody) {
+      return this.#refuse(request, STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, pos);
+    }
     if (bodyKind === "chunked") {
       this.#request = request;
       this.#state = ST_CHUNK_SIZE;
@@ -835,7 +852,14 @@ export class RequestParser {
       this.#state = ST_TRAILER;
       return le + 1;
     }
-    if (this.#bodyFilled + size > this.#maxBody) return this.#bodyTooLarge();
+    if (!this.#skipping && this.#bodyFilled + size > this.#maxBody) {
+      const request = this.#request!;
+      // Its 100 Continue went out (or none was asked): the client sends the rest, to be skipped.
+      if (!request.keepAlive) return this.#bodyTooLarge();
+      this.#refused(STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, request.version);
+      this.#skipping = true;
+      this.#body = EMPTY;
+    }
     this.#chunkLeft = size;
     this.#state = ST_CHUNK_DATA;
     return le + 1;
@@ -856,7 +880,7 @@ export class RequestParser {
   #chunkData(buf: Uint8Array, pos: number, end: number): number {
     if (pos === end) return ~pos;
     const n = Math.min(end - pos, this.#chunkLeft);
-    this.#bodyAppend(buf, pos, n, this.#maxBody);
+    if (!this.#skipping) this.#bodyAppend(buf, pos, n, this.#maxBody);
     this.#chunkLeft -= n;
     pos += n;
     if (this.#chunkLeft > 0) return ~pos;
@@ -883,6 +907,10 @@ export class RequestParser {
     this.#trailerBytes += le + 1 - ls;
     // Trailer fields were checked like header fields and are dropped: nothing here needs them.
     if (le !== ls + 1 || buf[ls] !== CR) return le + 1;
+    if (this.#skipping) {
+      this.#next();
+      return le + 1;
+    }
     const request = this.#request!;
     const body = this.#body;
     request.body = body.length === this.#bodyFilled ? body : body.slice(0, this.#bodyFilled);
@@ -892,6 +920,64 @@ export class RequestParser {
 
   #emit(request: ParsedRequest): void {
     this.#steps[this.#stepCount++] = { kind: "request", request };
+    this.#next();
+  }
+
+  /**
+   * Refuses a request over a limit once its head ended: answered in its turn and its body skipped
+   * when its framing lets the connection go on; else the error closes it, as framing errors do (a
+   * client expecting 100 Continue may never send the body it declared; one that asked to close
+   * gets nothing more read).
+   */
+  #refuse(request: ParsedRequest, status: number, code: ParseErrorCode, pos: number): number {
+    const message = code === PARSE_ERROR.TargetTooLong
+      ? `Request-target is longer than ${this.#maxTarget} bytes`
+      : `Request body is larger than ${this.#maxBody} bytes`;
+    if (!request.keepAlive || (request.expectContinue && request.bodyKind !== "none")) {
+      return this.#fail(status, code, message);
+    }
+    this.#refused(status, code, request.version, message);
+    if (request.bodyKind === "chunked") {
+      this.#request = request;
+      this.#skipping = true;
+      this.#state = ST_CHUNK_SIZE;
+      // The refusal stands for its head: no head step for it.
+      this.#headEmitted = true;
+    } else if (request.contentLength > 0) {
+      this.#skipLeft = request.contentLength;
+      this.#state = ST_SKIP;
+      this.#headEmitted = true;
+    } else {
+      this.#next();
+    }
+    return pos;
+  }
+
+  #refused(
+    status: number,
+    code: ParseErrorCode,
+    version: RequestHead["version"],
+    message = `Request body is larger than ${this.#maxBody} bytes`,
+  ): void {
+    this.#steps[this.#stepCount++] = {
+      kind: "refused",
+      error: new HttpError(status, code, message),
+      version,
+    };
+  }
+
+  /** Drops the bytes of a refused request's Content-Length body. */
+  #skip(pos: number, end: number): number {
+    if (pos === end) return ~pos;
+    const n = Math.min(end - pos, this.#skipLeft);
+    this.#skipLeft -= n;
+    if (this.#skipLeft > 0) return ~(pos + n);
+    this.#next();
+    return pos + n;
+  }
+
+  /** Ready for the next request. */
+  #next(): void {
     this.#state = ST_HEAD;
     this.#headers = null;
     this.#hostCount = 0;
@@ -906,6 +992,9 @@ export class RequestParser {
     this.#chunkLeft = 0;
     this.#extBytes = 0;
     this.#trailerBytes = 0;
+    this.#targetTooLong = false;
+    this.#skipping = false;
+    this.#skipLeft = 0;
   }
 
   // Keeps a copy of unparsed bytes when #own is empty; room to append to them unless `exact`

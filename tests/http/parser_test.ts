@@ -26,6 +26,8 @@ function text(data: Uint8Array): string {
 interface Outcome {
   heads: RequestHead[];
   requests: ParsedRequest[];
+  /** Requests refused over a limit, the connection going on. */
+  refused: HttpError[];
   error: HttpError | null;
 }
 
@@ -54,6 +56,9 @@ function drain(parser: RequestParser, outcome: Outcome): void {
       case "request":
         outcome.requests.push(step.request);
         break;
+      case "refused":
+        outcome.refused.push(step.error);
+        break;
       case "error":
         outcome.error = step.error;
         return;
@@ -68,7 +73,7 @@ function parseCut(
   limits?: Partial<ParserLimits>,
 ): Outcome {
   const parser = new RequestParser(limits);
-  const outcome: Outcome = { heads: [], requests: [], error: null };
+  const outcome: Outcome = { heads: [], requests: [], refused: [], error: null };
   let at = 0;
   for (const cut of [...cuts, input.length]) {
     if (cut > at) feed(parser, input.subarray(at, cut));
@@ -83,13 +88,15 @@ function parseBytewise(input: Uint8Array, limits?: Partial<ParserLimits>): Outco
 }
 
 type ErrorExpect = { status: number; code: string };
+/** Refused over a limit, no error: then `next` (a request after it) or nothing more. */
+type RefusedExpect = { refused: number; code: string; next?: string };
 type PendingExpect = { pending: true };
 type RequestExpect = Partial<Omit<ParsedRequest, "headers" | "body">> & {
   headers?: Record<string, string>;
   absent?: string[];
   body?: string;
 };
-type Expect = ErrorExpect | PendingExpect | RequestExpect;
+type Expect = ErrorExpect | RefusedExpect | PendingExpect | RequestExpect;
 
 interface Case {
   name: string;
@@ -110,6 +117,16 @@ function check(outcome: Outcome, expect: Expect, how: string): void {
     return;
   }
   assert.equal(outcome.error, null, `${how}: ${outcome.error?.message}`);
+  if ("refused" in expect) {
+    assert.deepEqual(
+      outcome.refused.map((e) => ({ status: e.status, code: e.code, close: e.close })),
+      [{ status: expect.refused, code: expect.code, close: false }],
+      how,
+    );
+    assert.deepEqual(outcome.requests.map((r) => r.target), expect.next ? [expect.next] : [], how);
+    return;
+  }
+  assert.equal(outcome.refused.length, 0, `${how}: refused`);
   if ("pending" in expect) {
     assert.equal(outcome.requests.length, 0, `${how}: parsed a request`);
     return;
@@ -314,8 +331,21 @@ const CASES: Case[] = [
     expect: { target: "http://a?/healthz" },
   },
   {
-    name: "rejects a target longer than maxTarget with 414",
-    input: `GET /123456789 HTTP/1.1\r\n${HOST}\r\n`,
+    name: "refuses a target longer than maxTarget with 414, and goes on",
+    input: `GET /123456789 HTTP/1.1\r\n${HOST}\r\nGET /next HTTP/1.1\r\n${HOST}\r\n`,
+    limits: { maxTarget: 8 },
+    expect: { refused: 414, code: "target_too_long", next: "/next" },
+  },
+  {
+    name: "refuses a target longer than maxTarget with 414 and skips its body",
+    input: `POST /123456789 HTTP/1.1\r\n${HOST}Content-Length: 22\r\n\r\nGET /hidden HTTP/1.1\r\n` +
+      `GET /next HTTP/1.1\r\n${HOST}\r\n`,
+    limits: { maxTarget: 8 },
+    expect: { refused: 414, code: "target_too_long", next: "/next" },
+  },
+  {
+    name: "rejects a target longer than maxTarget with 414 and closes when the client asked to",
+    input: `GET /123456789 HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`,
     limits: { maxTarget: 8 },
     expect: { status: 414, code: "target_too_long" },
   },
@@ -326,10 +356,16 @@ const CASES: Case[] = [
     expect: { target: "/1234567" },
   },
   {
-    name: "rejects an over-long target before its line ends",
+    name: "waits for the head of a request whose target is over the limit",
     input: `GET /${"a".repeat(40)}`,
     limits: { maxTarget: 8 },
-    expect: { status: 414, code: "target_too_long" },
+    expect: { pending: true },
+  },
+  {
+    name: "answers a target over the header limit with 431 before its line ends",
+    input: `GET /${"a".repeat(40)}`,
+    limits: { maxTarget: 8, maxHeader: 32 },
+    expect: { status: 431, code: "header_too_large" },
   },
   {
     name: "rejects a bare CR ending the request line",
@@ -586,8 +622,20 @@ const CASES: Case[] = [
     }),
   ),
   {
-    name: "rejects Content-Length above maxBody with 413 before the body arrives",
+    name: "refuses Content-Length above maxBody with 413 before the body arrives",
     input: `${POST}Content-Length: 11\r\n\r\n`,
+    limits: { maxBody: 10 },
+    expect: { refused: 413, code: "too_large" },
+  },
+  {
+    name: "refuses Content-Length above maxBody with 413, skips the body and goes on",
+    input: `${POST}Content-Length: 11\r\n\r\nGET /x HTTP${GET}\r\n`,
+    limits: { maxBody: 10 },
+    expect: { refused: 413, code: "too_large", next: "/" },
+  },
+  {
+    name: "rejects Content-Length above maxBody with 413 and closes when 100-continue is expected",
+    input: `${POST}Expect: 100-continue\r\nContent-Length: 11\r\n\r\n`,
     limits: { maxBody: 10 },
     expect: { status: 413, code: "too_large" },
   },
@@ -760,16 +808,22 @@ const CASES: Case[] = [
     expect: { body: "hi" },
   },
   {
-    name: "rejects a chunk larger than maxBody with 413",
+    name: "refuses a chunk larger than maxBody with 413",
     input: `${CHUNKED}b\r\n`,
     limits: { maxBody: 10 },
-    expect: { status: 413, code: "too_large" },
+    expect: { refused: 413, code: "too_large" },
   },
   {
-    name: "rejects chunks adding up to more than maxBody with 413",
-    input: `${CHUNKED}6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\n\r\n`,
+    name: "refuses chunks adding up to more than maxBody with 413, skips them and goes on",
+    input: `${CHUNKED}6\r\nabcdef\r\n6\r\nabcdef\r\n0\r\nX-T: 1\r\n\r\n${GET}\r\n`,
     limits: { maxBody: 10 },
-    expect: { status: 413, code: "too_large" },
+    expect: { refused: 413, code: "too_large", next: "/" },
+  },
+  {
+    name: "still refuses bad framing in the chunks of a refused body with 400",
+    input: `${CHUNKED}6\r\nabcdef\r\n6\r\nabcdef\r\nzz\r\n`,
+    limits: { maxBody: 10 },
+    expect: { status: 400, code: "invalid_chunk" },
   },
   {
     name: "accepts chunks adding up to exactly maxBody",
@@ -986,7 +1040,7 @@ Deno.test("parser keeps later pushes behind held bytes and reports a held error 
   feed(parser, bytes(get.repeat(MAX_QUEUED_STEPS + 3)));
   feed(parser, bytes(`${get}BAD\r\n\r\n`));
   assert.equal(parser.pending, MAX_QUEUED_STEPS);
-  const outcome: Outcome = { heads: [], requests: [], error: null };
+  const outcome: Outcome = { heads: [], requests: [], refused: [], error: null };
   drain(parser, outcome);
   assert.equal(outcome.requests.length, MAX_QUEUED_STEPS + 4);
   assert.equal(outcome.error?.code, "bad_request_line");
@@ -1119,11 +1173,11 @@ Deno.test("parser uses DEFAULT_LIMITS when none are given", () => {
   const long = (n: number) =>
     parseCut(bytes(`GET /${"a".repeat(n - 1)} HTTP/1.1\r\n${HOST}\r\n`), []);
   assert.equal(long(8192).requests.length, 1);
-  assert.equal(long(8193).error?.status, 414);
+  assert.equal(long(8193).refused[0]?.status, 414);
   const big = parseCut(bytes(`${GET}X-Big: ${"a".repeat(16384)}\r\n\r\n`), []);
   assert.equal(big.error?.status, 431);
   const body = parseCut(bytes(`${POST}Content-Length: 65537\r\n\r\n`), []);
-  assert.equal(body.error?.status, 413);
+  assert.equal(body.refused[0]?.status, 413);
 });
 
 Deno.test("parser rejects invalid limits with a RangeError", () => {
