@@ -384,7 +384,7 @@ export class HttpConnection implements ConnectionHandler {
               this.#bodyStart = ctx.now();
               this.#skipping = true;
             }
-            const slot = new Slot("GET", "", step.version, false, false);
+            const slot = new Slot(step.method, "", step.version, false, false);
             this.#enqueue(slot);
             this.#fill(slot, errorResponse(step.error));
             continue;

@@ -67,7 +67,12 @@ export type ParseStep =
    * `error` in its turn, its body (if any) skipped, and parsing goes on (DESIGN.md: the
    * connection keeps working).
    */
-  | { kind: "refused"; error: HttpError; version: RequestHead["version"] }
+  | {
+    kind: "refused";
+    error: HttpError;
+    method: string;
+    version: RequestHead["version"];
+  }
   | { kind: "error"; error: HttpError };
 
 /** The closed set of error codes the parser answers with. */
@@ -856,7 +861,7 @@ export class RequestParser {
       const request = this.#request!;
       // Its 100 Continue went out (or none was asked): the client sends the rest, to be skipped.
       if (!request.keepAlive) return this.#bodyTooLarge();
-      this.#refused(STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, request.version);
+      this.#refused(STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, request);
       this.#skipping = true;
       this.#body = EMPTY;
     }
@@ -936,7 +941,7 @@ export class RequestParser {
     if (!request.keepAlive || (request.expectContinue && request.bodyKind !== "none")) {
       return this.#fail(status, code, message);
     }
-    this.#refused(status, code, request.version, message);
+    this.#refused(status, code, request, message);
     if (request.bodyKind === "chunked") {
       this.#request = request;
       this.#skipping = true;
@@ -956,13 +961,15 @@ export class RequestParser {
   #refused(
     status: number,
     code: ParseErrorCode,
-    version: RequestHead["version"],
+    request: RequestHead,
     message = `Request body is larger than ${this.#maxBody} bytes`,
   ): void {
     this.#steps[this.#stepCount++] = {
       kind: "refused",
       error: new HttpError(status, code, message),
-      version,
+      // A HEAD's refusal has no body either: the client would read it as the next answer.
+      method: request.method,
+      version: request.version,
     };
   }
 

@@ -405,6 +405,16 @@ Deno.test("server answers a request-target over the limit with 414 and keeps the
       assert.deepEqual(json(await client.readResponse()), { hello: "world" });
     });
     assert.equal(app.calls, 2, "the first GET and the last; nothing refused reached the app");
+    // A refused HEAD gets no body: it would be read as the answer to the next request.
+    await withClient(port, async (client) => {
+      await client.send(
+        `HEAD ${ok}b HTTP/1.1\r\nHost: a\r\n\r\nGET /hello HTTP/1.1\r\nHost: a\r\n\r\n`,
+      );
+      const head = await client.readResponse({ head: true });
+      assert.equal(head.status, 414);
+      assert.equal(head.body, "");
+      assert.deepEqual(json(await client.readResponse()), { hello: "world" });
+    });
     // A client that asked to close gets its 414 and the close.
     const res = await oneAndClose(
       port,
