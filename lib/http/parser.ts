@@ -535,6 +535,9 @@ export class RequestParser {
         if (method !== "OPTIONS") return this.#badLine("'*' is only allowed with OPTIONS");
       } else if (!_isAbsoluteForm(buf, ts, te)) {
         return this.#badLine("request-target must start with '/' or 'http://'");
+      } else if (_hasUserinfo(buf, ts, te)) {
+        // RFC 9110 §4.2.4: userinfo in an http(s) URI is to be treated as an error.
+        return this.#badLine("request-target has userinfo ('@' in its authority)");
       }
     }
     this.#method = method;
@@ -1243,6 +1246,18 @@ function _isAbsoluteForm(buf: Uint8Array, start: number, end: number): boolean {
     if (b !== c && !(b >= 65 && b <= 90 && (b | 0x20) === c)) return false;
   }
   return true;
+}
+
+/** Whether the authority of an absolute-form target (up to its first '/', '?' or '#') has '@'. */
+function _hasUserinfo(buf: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && buf[i] !== COLON) i++;
+  for (i += 3; i < end; i++) {
+    const b = buf[i];
+    if (b === SLASH || b === 63 /* ? */ || b === HASH) return false;
+    if (b === 64 /* @ */) return true;
+  }
+  return false;
 }
 
 // host [":" port] (RFC 9110 §7.2): reg-name, IPv4 or IP-literal, then up to 5 port digits.

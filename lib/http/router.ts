@@ -8,10 +8,25 @@ interface Route {
   methods: Map<string, Handler>;
 }
 
+/** The methods of RFC 9110 §9 and PATCH (RFC 5789): any other is one this server does not know. */
+const KNOWN_METHODS = new Set([
+  "GET",
+  "HEAD",
+  "POST",
+  "PUT",
+  "DELETE",
+  "CONNECT",
+  "OPTIONS",
+  "TRACE",
+  "PATCH",
+]);
+
 /**
  * Routes by method and path pattern (`/api/rooms/:room/join`). Parameters are percent-decoded
- * per segment, so `%2F` stays inside a parameter. An unknown path is 404; a known path with
- * another method is 405 with `Allow`. HEAD is served by the GET handler.
+ * per segment, so `%2F` stays inside a parameter; a literal segment matches its percent-encoded
+ * spellings too (`/%68ealthz` is `/healthz`, RFC 3986 §6.2.2.2). An unknown path is 404; a known
+ * path with another method is 405 with `Allow`, an unknown method 501. HEAD is served by the GET
+ * handler.
  */
 export class Router {
   #routes: Route[] = [];
@@ -73,6 +88,14 @@ export class Router {
       allow ??= [];
       for (const method of route.methods.keys()) if (!allow.includes(method)) allow.push(method);
     }
+    if (allow && !KNOWN_METHODS.has(req.method)) {
+      // RFC 9110 §15.6.2: a method the server does not recognise at all is 501, not 405.
+      throw new HttpError(
+        STATUS.NotImplemented,
+        "not_implemented",
+        `Method ${req.method} is not one this server knows`,
+      );
+    }
     if (allow) {
       if (allow.includes("GET") && !allow.includes("HEAD")) allow.push("HEAD");
       throw new HttpError(
@@ -96,7 +119,7 @@ function match(route: Route, parts: string[]): Params | null {
     const literal = segments[i];
     const part = parts[i + 1]!;
     if (literal !== null) {
-      if (literal !== part) return null;
+      if (literal !== part && (!part.includes("%") || literal !== decodeSegment(part))) return null;
       continue;
     }
     params ??= {};

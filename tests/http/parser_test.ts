@@ -326,6 +326,16 @@ const CASES: Case[] = [
     expect: bad("bad_request_line"),
   },
   {
+    name: "rejects userinfo in an absolute-form target",
+    input: `GET http://user@a/healthz HTTP/1.1\r\n${HOST}\r\n`,
+    expect: bad("bad_request_line"),
+  },
+  {
+    name: "accepts '@' after the authority of an absolute-form target",
+    input: `GET http://a/x@y?z@w HTTP/1.1\r\n${HOST}\r\n`,
+    expect: { target: "http://a/x@y?z@w" },
+  },
+  {
     name: "keeps an absolute-form target whose authority ends at '?' as sent",
     input: `GET http://a?/healthz HTTP/1.1\r\n${HOST}\r\n`,
     expect: { target: "http://a?/healthz" },

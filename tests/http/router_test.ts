@@ -109,6 +109,28 @@ Deno.test("router serves HEAD with the GET handler and lists HEAD in Allow", asy
   assert.equal(error.headers.Allow, "GET, HEAD");
 });
 
+Deno.test("router answers a method it does not know at all with 501, not 405", () => {
+  const router = chatRouter();
+  for (const method of ["FOO", "PROPFIND", "get"]) {
+    const error = httpError(router, method, "/api/session");
+    assert.equal(error.status, 501, method);
+    assert.equal(error.code, "not_implemented");
+  }
+  // A known method the path does not take stays 405; an unknown path stays 404.
+  assert.equal(httpError(router, "PUT", "/api/session").status, 405);
+  assert.equal(httpError(router, "FOO", "/nope").status, 404);
+});
+
+Deno.test("router matches a literal segment spelled with percent-encoding", async () => {
+  const router = chatRouter();
+  assert.deepEqual(await call(router, "GET", "/%61pi/rooms"), { name: "rooms", params: {} });
+  assert.deepEqual(await call(router, "GET", "/api/%72ooms/lobby/%68istory"), {
+    name: "history",
+    params: { room: "lobby" },
+  });
+  assert.equal(httpError(router, "GET", "/api%2Frooms").status, 404, "%2F never splits");
+});
+
 Deno.test("router decodes each parameter on its own, so %2F stays inside it", async () => {
   const router = chatRouter();
   assert.deepEqual(await call(router, "POST", "/api/rooms/a%2Fb/join"), {
