@@ -926,7 +926,7 @@ function rangesOf(session: SessionInfo, cursor: number): RoomRange[] {
  * saw then cannot be read any more (`Membership.forgot`).
  */
 function forgotAfter(session: SessionInfo, cursor: number): number {
-  let forgot = 0;
+  let forgot = session.forgot > cursor ? session.forgot : 0;
   for (const m of session.rooms.values()) {
     if (m.forgot !== undefined && m.forgot > cursor && m.forgot > forgot) forgot = m.forgot;
   }

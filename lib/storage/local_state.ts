@@ -65,6 +65,7 @@ class LocalSession implements SessionInfo {
   readonly address: string;
   readonly moderator: boolean;
   readonly rooms = new Map<string, Membership>();
+  forgot = 0;
   lastSeen: number;
   bucket: TokenBucket | null = null;
   /** Committed sends by client id, oldest first. */
@@ -210,7 +211,8 @@ export class LocalState implements SharedState {
 
   /**
    * The earlier stretches of loaded memberships, from the joins and leaves among the kept events
-   * (a log persists each session's latest membership of a room, not the ones before it).
+   * (a log persists each session's latest membership of a room, not the ones before it), and
+   * where the rooms a session left and forgot end (`SessionInfo.forgot`).
    */
   #rebuildEarlier(): void {
     for (const room of this.#rooms.values()) {
@@ -228,8 +230,11 @@ export class LocalState implements SharedState {
       }
       for (const [id, list] of stretches) {
         const session = this.#byId.get(id);
-        const m = session?.rooms.get(room.name);
-        if (!session || !m || m.earlier !== undefined) continue;
+        if (!session) continue;
+        const m = session.rooms.get(room.name);
+        // A room left and forgotten (over LEFT_KEPT): polls from before its leave see the gap.
+        if (!m) session.forgot = Math.max(session.forgot, list.at(-1)![1]);
+        if (!m || m.earlier !== undefined) continue;
         const before = list.filter(([, leftId]) => leftId < m.joinId);
         if (before.length === 0) continue;
         const leftId = m.leftId;
@@ -753,9 +758,10 @@ export class LocalState implements SharedState {
       if (!room) continue;
       this.#rooms.delete(name);
       this.#private.delete(name);
+      const last = room.events.at(-1)?.id ?? 0;
       for (const id of room.pair ?? []) {
         const session = this.#byId.get(id);
-        session?.rooms.delete(name);
+        if (session?.rooms.delete(name)) session.forgot = Math.max(session.forgot, last);
         // Its remembered sends go with its history.
         for (const [clientId, event] of session?.sent ?? []) {
           if (event.room === name) session!.sent.delete(clientId);
@@ -929,7 +935,10 @@ function forgetOldLeaves(session: LocalSession): void {
       oldestId = m.leftId;
     }
   }
-  if (oldest !== undefined) session.rooms.delete(oldest);
+  if (oldest !== undefined) {
+    session.rooms.delete(oldest);
+    session.forgot = Math.max(session.forgot, oldestId);
+  }
 }
 
 /**

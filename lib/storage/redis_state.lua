@@ -19,7 +19,9 @@ one Redis, not a cluster). Key layout, P = --redis-prefix (default "parley"):
   P:rooms                  zset    public room names, score 0
   P:private                set     private room names
   P:dmsends:ROOM           set     "SESSION|CLIENTID" of sends in a private room (gone with it)
-  P:session:ID             hash    token, nick, key, createdAt, address, moderator (0|1)
+  P:session:ID             hash    token, nick, key, createdAt, address, moderator (0|1), forgot
+                                   (the last event it could read of a membership it no longer
+                                   keeps: polls from before it answer gap)
   P:token:TOKEN            string  session id
   P:nick:KEY               string  session id holding the nick (key = full case folding)
   P:addr:ADDRESS           set     session ids created from an address (bans by address)
@@ -189,6 +191,14 @@ local function joinRoom(id, nick, room, now)
   return jid
 end
 
+--- Remembers that a live session can no longer read a room up to `last` (polls before it: gap).
+local function noteForgot(id, last)
+  local f = redis.call('HMGET', k('session', id), 'token', 'forgot')
+  if f[1] and last > tonumber(f[2] or '0') then
+    redis.call('HSET', k('session', id), 'forgot', last)
+  end
+end
+
 --- Forgets the oldest rooms a session left beyond LEFT_KEPT.
 local function forgetOldLeaves(id)
   local all = redis.call('HGETALL', k('memberships', id))
@@ -200,6 +210,7 @@ local function forgetOldLeaves(id)
   if #left <= LEFT_KEPT then return end
   table.sort(left, function(x, y) return x[1] < y[1] end)
   for i = 1, #left - LEFT_KEPT do redis.call('HDEL', k('memberships', id), left[i][2]) end
+  noteForgot(id, left[#left - LEFT_KEPT][1])
 end
 
 --- A leave event (with `extra`: by, reason) and the membership marked left.
@@ -215,8 +226,10 @@ end
 --- Deletes a room with its history, members, and what its two sessions remember of it.
 local function deleteRoom(room)
   local pair = redis.call('HMGET', k('room', room), 'a', 'b')
+  local newest = redis.call('XREVRANGE', k('events', room), '+', '-', 'COUNT', 1)[1]
+  local last = newest and tonumber(string.sub(newest[1], 3)) or 0
   for _, sid in ipairs(pair) do
-    if sid then redis.call('HDEL', k('memberships', sid), room) end
+    if sid and redis.call('HDEL', k('memberships', sid), room) == 1 then noteForgot(sid, last) end
   end
   for _, entry in ipairs(redis.call('SMEMBERS', k('dmsends', room))) do
     local sid, cid = string.match(entry, '^([^|]+)|(.*)$')

@@ -56,6 +56,7 @@ class RedisSession implements SessionInfo {
     readonly address: string,
     readonly moderator: boolean,
     readonly rooms: ReadonlyMap<string, Membership>,
+    readonly forgot: number,
   ) {}
 }
 
@@ -177,7 +178,16 @@ export class RedisState implements SharedState {
       input.moderator ? 1 : 0,
       now,
     ]);
-    return new RedisSession(id, token, input.nick, now, input.address, input.moderator, new Map());
+    return new RedisSession(
+      id,
+      token,
+      input.nick,
+      now,
+      input.address,
+      input.moderator,
+      new Map(),
+      0,
+    );
   }
 
   async authenticate(token: string, now: number, fresh = true): Promise<SessionInfo | null> {
@@ -559,6 +569,7 @@ function session(reply: RespReply[] | null): SessionInfo | null {
     fields.get("address") ?? "",
     fields.get("moderator") === "1",
     rooms,
+    Number(fields.get("forgot") ?? 0),
   );
 }
 

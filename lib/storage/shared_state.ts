@@ -35,6 +35,12 @@ export interface SessionInfo {
   readonly moderator: boolean;
   /** Rooms joined now (no `leftId`) and left recently: room → membership. */
   readonly rooms: ReadonlyMap<string, Membership>;
+  /**
+   * The last event it could read of a room it no longer keeps a membership of (one of the oldest
+   * it left, or a private room deleted with its history), or 0: a poll from a cursor before it
+   * answers `gap`, so nothing it could have read goes missing unsaid.
+   */
+  readonly forgot: number;
 }
 
 /** What a new session needs: the nick normalised and its key (`nameKey`). */

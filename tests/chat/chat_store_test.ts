@@ -536,6 +536,22 @@ Deno.test("a poll from before more re-joins than are kept answers what is kept, 
   assert.deepEqual(summary(next.events), ["message x bob later"]);
 });
 
+Deno.test("a poll from before a private room's messages answers a gap once the room is gone", async () => {
+  const store = await openStore();
+  const alice = await session(store, "alice");
+  const bob = await session(store, "bob");
+  const dm = await store.direct(alice, "bob");
+  const cursor = body(pollNow(store, alice, null)).cursor;
+  await store.send(bob, dm.room, "before bob ends", undefined);
+  await store.deleteSession(bob);
+  // Its history went with it: the poll cannot answer it, and says so.
+  const answer = body(pollNow(store, auth(store, alice.token)!, cursor));
+  assert.equal(answer.gap, true);
+  assert.deepEqual(answer.events, []);
+  const next = body(pollNow(store, auth(store, alice.token)!, answer.cursor));
+  assert.equal(next.gap, undefined);
+});
+
 Deno.test("shutdown answers waiting polls with close, and later polls do not wait", async () => {
   const store = await openStore();
   const alice = await session(store, "alice");

@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import type { Rate } from "../../lib/chat/rate_limiter.ts";
 import { nameKey } from "../../lib/chat/validation.ts";
-import type { StoredEvent } from "../../lib/storage/event_log.ts";
+import { LEFT_KEPT, type StoredEvent } from "../../lib/storage/event_log.ts";
 import {
   type BackendHealth,
   JOIN_HISTORY,
@@ -1180,11 +1180,14 @@ export function runSharedStateContract(
     const bob = await t.session("bob");
     await t.session("carol");
     const dm = await t.state.direct(alice.id, nameKey("bob"), T0);
-    await t.state.send(bob.id, dm.room, "secret", undefined, T0, OFF);
+    const secret = await t.state.send(bob.id, dm.room, "secret", undefined, T0, OFF);
     // Alice's DM with carol is not bob's: it stays.
     const other = await t.state.direct(alice.id, nameKey("carol"), T0);
+    assert.equal((await t.state.refresh(alice))?.forgot, 0);
     await t.state.endSession(bob.id, T0);
     assert.equal((await t.state.refresh(alice))?.rooms.has(dm.room), false);
+    // What she could read there is gone: polls from before its last event answer a gap.
+    assert.ok((await t.state.refresh(alice))!.forgot > secret.event.id);
     assert.equal((await t.state.refresh(alice))?.rooms.has(other.room), true);
     await t.refused(() => t.state.join(alice.id, dm.room, T0), "private_room");
     await t.refused(() => t.state.history(alice.id, dm.room, Infinity, 10), "not_member");
@@ -1197,6 +1200,24 @@ export function runSharedStateContract(
     assert.ok(!JSON.stringify(again.history).includes("secret"));
     assert.equal(again.with, bob2.nick);
   });
+
+  test(
+    `a session forgets the oldest of over ${LEFT_KEPT} rooms it left, and says up to where`,
+    {},
+    async (t) => {
+      const alice = await t.session("alice");
+      const leaves: number[] = [];
+      for (let i = 0; i <= LEFT_KEPT; i++) {
+        await t.state.join(alice.id, `r${i}`, T0);
+        await t.state.leave(alice.id, `r${i}`, T0);
+        leaves.push(Number((await t.state.refresh(alice))!.rooms.get(`r${i}`)!.leftId));
+      }
+      const fresh = (await t.state.refresh(alice))!;
+      assert.equal(fresh.rooms.size, LEFT_KEPT);
+      assert.equal(fresh.rooms.has("r0"), false);
+      assert.equal(fresh.forgot, leaves[0]);
+    },
+  );
 
   test("a private room's remembered sends go with it", {}, async (t) => {
     const alice = await t.session("alice");
