@@ -12,9 +12,7 @@ import {
   DENO_FLOOR,
   DENO_PEER,
   NCHAN,
-  NODE_FLOOR,
-  PARLEY,
-  PARLEY_NODE,
+  WAITING_POLL_CONTENDERS,
   withFresh,
 } from "./_contenders.ts";
 import { nchanSubscribers } from "./_peers.ts";
@@ -97,14 +95,7 @@ async function run(options: BenchOptions): Promise<void> {
   const seconds = options.seconds ?? (options.quick ? 1 : 30);
   // The floors show what Deno's sockets cost at this rate with next to no JavaScript: a bound on
   // any server built on them, Parley included.
-  const contenders = available("mix", [
-    NCHAN,
-    PARLEY,
-    PARLEY_NODE,
-    DENO_PEER,
-    DENO_FLOOR,
-    NODE_FLOOR,
-  ], options);
+  const contenders = available("mix", [...WAITING_POLL_CONTENDERS], options);
   const notes: string[] = [];
   const pool = ClientPool.start(ClientPool.processesFor(n, 2));
   const senders = ClientPool.start(1);

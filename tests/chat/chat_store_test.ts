@@ -489,13 +489,18 @@ Deno.test("GET /api/events: a join heard while the poll's session is read is not
   assert.deepEqual(summary(events), ["join lobby alice"]);
 });
 
-Deno.test("a poll from before a leave reads up to it after the session joined the room again", async () => {
+/** Bob and then alice in room x, and alice's cursor after her join. */
+async function bothInX() {
   const store = await openStore();
   const alice = await session(store, "alice");
   const bob = await session(store, "bob");
   await store.join(bob, "x");
   await store.join(alice, "x");
-  const cursor = body(pollNow(store, alice, null)).cursor;
+  return { store, alice, bob, cursor: body(pollNow(store, alice, null)).cursor };
+}
+
+Deno.test("a poll from before a leave reads up to it after the session joined the room again", async () => {
+  const { store, alice, bob, cursor } = await bothInX();
   await store.send(bob, "x", "while alice is in", undefined);
   await store.leave(alice, "x");
   await store.send(bob, "x", "while alice is out", undefined);
@@ -510,12 +515,7 @@ Deno.test("a poll from before a leave reads up to it after the session joined th
 });
 
 Deno.test("a poll from before more re-joins than are kept answers what is kept, with a gap", async () => {
-  const store = await openStore();
-  const alice = await session(store, "alice");
-  const bob = await session(store, "bob");
-  await store.join(bob, "x");
-  await store.join(alice, "x");
-  const cursor = body(pollNow(store, alice, null)).cursor;
+  const { store, alice, bob, cursor } = await bothInX();
   for (let i = 0; i < 6; i++) {
     await store.send(bob, "x", `in ${i}`, undefined);
     await store.leave(alice, "x");
