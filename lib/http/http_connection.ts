@@ -367,6 +367,7 @@ export class HttpConnection implements ConnectionHandler {
             break;
           }
           this.#begun = true;
+          const skipped = this.#skipping;
           this.#skipping = false;
           if (step.kind === "head") {
             this.#bodyStart = ctx.now();
@@ -379,6 +380,8 @@ export class HttpConnection implements ConnectionHandler {
           }
           this.#bodyStart = null;
           if (step.kind === "refused") {
+            // Its answer is final: no 100 Continue may follow it.
+            this.#continueOwed = false;
             // Over a limit, its framing known: answered in its turn while its body is skipped.
             if (this.#phase() === "body") {
               this.#bodyStart = ctx.now();
@@ -390,7 +393,14 @@ export class HttpConnection implements ConnectionHandler {
             continue;
           }
           if (step.kind === "error") {
-            this.#fail(step.error);
+            if (skipped) {
+              // Bad framing in a refused request's body: it was answered; close after the answers
+              // before it instead of a second one.
+              this.#closing = true;
+              this.#held = null;
+            } else {
+              this.#fail(step.error);
+            }
             break;
           }
           this.#continueOwed = false;

@@ -867,6 +867,8 @@ export class RequestParser {
       this.#refused(STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, request);
       this.#skipping = true;
       this.#body = EMPTY;
+      // Head and chunk in one push: the refusal stands for the head too (no 100, no body timer).
+      this.#headEmitted = true;
     }
     this.#chunkLeft = size;
     this.#state = ST_CHUNK_DATA;

@@ -119,13 +119,22 @@ function match(route: Route, parts: string[]): Params | null {
     const literal = segments[i];
     const part = parts[i + 1]!;
     if (literal !== null) {
-      if (literal !== part && (!part.includes("%") || literal !== decodeSegment(part))) return null;
+      if (literal !== part && (!part.includes("%") || literal !== decodedOrNull(part))) return null;
       continue;
     }
     params ??= {};
     params[route.names[n++]!] = decodeSegment(part);
   }
   return params ?? {};
+}
+
+/** A segment decoded, or null when its percent-encoding is invalid (then it matches no literal). */
+function decodedOrNull(part: string): string | null {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null;
+  }
 }
 
 function decodeSegment(part: string): string {

@@ -137,6 +137,8 @@ export interface StoredSession {
   moderator: boolean;
   /** Rooms joined, and left recently: room name → membership. */
   rooms: Record<string, Membership>;
+  /** See `SessionInfo.forgot`: kept for private rooms deleted with their history. */
+  forgot?: number;
 }
 
 /** A remembered send: the event a repeated `clientId` answers with. */

@@ -87,6 +87,7 @@ class LocalSession implements SessionInfo {
     this.createdAt = stored.createdAt;
     this.address = stored.address;
     this.moderator = stored.moderator;
+    this.forgot = stored.forgot ?? 0;
     for (const [room, m] of Object.entries(stored.rooms)) this.rooms.set(room, { ...m });
     this.lastSeen = now;
   }
@@ -240,6 +241,16 @@ export class LocalState implements SharedState {
         const leftId = m.leftId;
         const rebuilt = withEarlier(m.joinId, before, m.forgot);
         session.rooms.set(room.name, leftId === undefined ? rebuilt : { ...rebuilt, leftId });
+      }
+    }
+    // Stretches before the events a room kept are unknown: polls from before the drop read what
+    // they can with a gap (the client reloads history) rather than as if there had been none.
+    for (const session of this.#byId.values()) {
+      for (const [name, m] of session.rooms) {
+        const dropped = this.#rooms.get(name)?.droppedThrough ?? 0;
+        const first = m.earlier?.[0]?.[0] ?? m.joinId;
+        if (dropped === 0 || first <= dropped || (m.forgot ?? 0) >= dropped) continue;
+        session.rooms.set(name, { ...m, forgot: dropped });
       }
     }
   }

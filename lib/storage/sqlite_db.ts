@@ -123,6 +123,9 @@ export const MIGRATIONS: readonly string[] = [
            FROM events WHERE client_id IS NOT NULL AND type = 'message'
              AND session IN (SELECT id FROM sessions))
      WHERE n <= ${SENDS_KEPT};`,
+  // 3: the last event a session could read of a private room deleted with its history (polls
+  // from before it answer a gap after a restart too).
+  `ALTER TABLE sessions ADD COLUMN forgot INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 /** The schema version this code writes (`PRAGMA user_version` after open). */
@@ -177,6 +180,7 @@ interface Statements {
   eraseEdits: StatementSync;
   eraseSend: StatementSync;
   deleteRoomEvents: StatementSync;
+  forgetRoom: StatementSync;
   deleteRoomMemberships: StatementSync;
   deleteRoomSends: StatementSync;
   deleteRoom: StatementSync;
@@ -390,6 +394,7 @@ export class SqliteDb {
           flushRows();
           erased = true;
           const room = data[i++] as string;
+          s.forgetRoom.run(room);
           s.deleteRoomEvents.run(room);
           s.deleteRoomMemberships.run(room);
           s.deleteRoomSends.run(room);
@@ -481,7 +486,8 @@ export class SqliteDb {
       }
       const sessions = new Map<string, StoredSession>();
       const sessionRows = this.#db.prepare(
-        "SELECT id, token, nick, created_at, address, moderator FROM sessions ORDER BY created_at, id",
+        `SELECT id, token, nick, created_at, address, moderator, forgot FROM sessions
+         ORDER BY created_at, id`,
       ).all();
       for (const row of sessionRows) {
         const id = str(row.id);
@@ -493,6 +499,7 @@ export class SqliteDb {
           address: str(row.address),
           moderator: int(row.moderator) !== 0,
           rooms: {},
+          ...(int(row.forgot) > 0 ? { forgot: int(row.forgot) } : {}),
         });
       }
       const memberships = this.#db.prepare(
@@ -751,6 +758,10 @@ function prepare(db: DatabaseSync): Statements {
          '$.deleted', json('true')) WHERE event_id = ?`,
     ),
     deleteRoomEvents: db.prepare("DELETE FROM events WHERE room = ?"),
+    forgetRoom: db.prepare(
+      `UPDATE sessions SET forgot = max(forgot, coalesce((SELECT max(id) FROM events WHERE room = ?1), 0))
+       WHERE id IN (SELECT session FROM memberships WHERE room = ?1)`,
+    ),
     deleteRoomMemberships: db.prepare("DELETE FROM memberships WHERE room = ?"),
     deleteRoomSends: db.prepare("DELETE FROM sends WHERE room = ?"),
     deleteRoom: db.prepare("DELETE FROM rooms WHERE name = ?"),

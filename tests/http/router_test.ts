@@ -129,6 +129,9 @@ Deno.test("router matches a literal segment spelled with percent-encoding", asyn
     params: { room: "lobby" },
   });
   assert.equal(httpError(router, "GET", "/api%2Frooms").status, 404, "%2F never splits");
+  // Bad percent-encoding where a literal goes names nothing here: 404, as before.
+  assert.equal(httpError(router, "GET", "/%zz").status, 404);
+  assert.equal(httpError(router, "GET", "/api/rooms%ff").status, 404);
 });
 
 Deno.test("router decodes each parameter on its own, so %2F stays inside it", async () => {

@@ -491,6 +491,71 @@ Deno.test("server closes without a second answer when a refused body does not ar
   });
 });
 
+Deno.test("server gives a chunked body refused in the read of its head one answer: no 100, no 408", async () => {
+  await withApp({ limits: { maxBody: 16 } }, async ({ port, server, clock }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n" +
+          "200\r\naaaaaaaaaa",
+      );
+      assert.equal((await client.readResponse()).status, 413);
+      clock.advance(TIMEOUTS.body * 1000);
+      server.sweep();
+      assert.equal(await client.waitEof(), true);
+      assert.equal(client.buffered, "", "nothing after the 413");
+    });
+  });
+});
+
+Deno.test("server sends no owed 100 Continue for a request refused while it waited its turn", async () => {
+  await withApp({ limits: { maxBody: 16 } }, async ({ port, app }) => {
+    await withClient(port, async (client) => {
+      await client.send(
+        "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+      );
+      await until(() => app.waiting.length > 0, 2000, "the poll to reach the handler");
+      // The client sends its body unasked; it is over the limit.
+      await client.send("20\r\n" + "a".repeat(32) + "\r\n0\r\n\r\n");
+      assert.equal(await client.quiet(50), true);
+      app.release("polled");
+      assert.deepEqual(json(await client.readResponse()), { body: "polled" });
+      assert.equal((await client.readResponse()).status, 413);
+      assert.equal(await client.quiet(50), true, "no 100 Continue after the final answer");
+      await client.send("GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+      assert.deepEqual(json(await client.readResponse()), { hello: "world" });
+    });
+  });
+});
+
+Deno.test("server closes without a second answer on bad framing in a refused body", async () => {
+  await withApp({ limits: { maxBody: 16, maxTarget: 16 } }, async ({ port }) => {
+    for (
+      const [head, rest] of [
+        // A chunk over the limit whose data ends in a bare LF.
+        [
+          "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n",
+          `${"a".repeat(32)}\n`,
+        ],
+        // A target over the limit whose chunked body has no chunk size.
+        [
+          `POST /${"t".repeat(20)} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n`,
+          "ZZ\r\n",
+        ],
+      ]
+    ) {
+      await withClient(port, async (client) => {
+        await client.send(head!);
+        const refused = await client.readResponse();
+        assert.ok(refused.status === 413 || refused.status === 414, String(refused.status));
+        await client.send(rest!);
+        assert.equal(await client.waitEof(), true);
+        assert.equal(client.buffered, "", "one answer for one request");
+      });
+    }
+  });
+});
+
 Deno.test("server's 413 reaches a client that keeps sending its body (lingering close)", async () => {
   await withApp({ limits: { maxBody: 1024 } }, async ({ port }) => {
     await withClient(port, async (client) => {

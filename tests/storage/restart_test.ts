@@ -166,6 +166,52 @@ Deno.test("after a restart, a poll from before a leave still reads up to it thou
   });
 });
 
+Deno.test("after a restart, a poll from before what it can no longer read answers a gap: a private room gone, a stretch dropped by retention", async () => {
+  await withTempDir(async (dir) => {
+    const store = `sqlite:${dir}/parley.db`;
+    let carol = { token: "", cursor: "" };
+    let ivy = { token: "", cursor: "" };
+    await run(store, ["--history", "5"], async (client) => {
+      carol = await client.session("carol");
+      const dave = await client.session("dave");
+      const dm = await client.call("POST", "/api/dm", {
+        token: carol.token,
+        body: { nick: "dave" },
+      });
+      assert.equal(dm.status, 200);
+      assert.equal((await client.send(dave.token, dm.body.room, "gone with the room")).status, 201);
+      assert.equal(
+        (await client.call("DELETE", "/api/session", { token: dave.token })).status,
+        204,
+      );
+      assert.equal((await client.poll(carol.token, carol.cursor, 0)).body.gap, true);
+
+      ivy = await client.session("ivy");
+      const jack = await client.session("jack");
+      assert.equal((await client.join(jack.token, "r")).status, 200);
+      assert.equal((await client.join(ivy.token, "r")).status, 200);
+      assert.equal((await client.send(jack.token, "r", "ivy saw this")).status, 201);
+      assert.equal(
+        (await client.call("POST", "/api/rooms/r/leave", { token: ivy.token })).status,
+        204,
+      );
+      assert.equal((await client.join(ivy.token, "r")).status, 200);
+      // Retention drops ivy's first stretch from the room.
+      for (let i = 0; i < 5; i++) {
+        assert.equal((await client.send(jack.token, "r", `${i}`)).status, 201);
+      }
+    });
+    await run(store, ["--history", "5"], async (client) => {
+      const polled = await client.poll(carol.token, carol.cursor, 0);
+      assert.equal(polled.body.gap, true, "the private room's history went with it");
+      const again = await client.poll(carol.token, polled.body.cursor, 0);
+      assert.equal(again.body.gap, undefined, "once");
+      const rejoined = await client.poll(ivy.token, ivy.cursor, 0);
+      assert.equal(rejoined.body.gap, true, "ivy's first stretch was dropped");
+    });
+  });
+});
+
 Deno.test("--history 5 is kept in the database; an old cursor reports a gap after restart", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/parley.db`;
