@@ -160,6 +160,10 @@ export class ChatStore {
   #seen = new Map<string, number>();
   /** When the sweep last marked every session with a poll open here present. */
   #touchedOpen = -Infinity;
+  /** The last sweep found the store out. */
+  #storeOut = false;
+  /** No session is ended for absence before this time (a grace after the store came back). */
+  #expireFrom = -Infinity;
   #inFlight = new Set<InFlight>();
   /** Calls answered 503 for their deadline whose store operation has not finished yet. */
   #stalled = 0;
@@ -538,10 +542,29 @@ export class ChatStore {
     }
     try {
       if (present.size > 0) await this.#call(() => this.#state.touch(present));
+      // Out at the last sweep: a read tells whether it is back.
+      else if (this.#storeOut) await this.#call(() => this.#state.lastId());
+    } catch (error) {
+      // Failures are counted and logged by #call; the next sweep tries again with these too,
+      // and the polls open here are marked present again at once.
+      if (!(error instanceof HttpError)) throw error;
+      for (const [id, at] of present) if (!(this.#seen.get(id)! >= at)) this.#seen.set(id, at);
+      this.#touchedOpen = -Infinity;
+      this.#storeOut = true;
+      return;
+    }
+    if (this.#storeOut) {
+      // While the store was out, no instance could mark its sessions present: none is ended for
+      // absence until a whole grace after it came back, so every instance has marked its own.
+      this.#storeOut = false;
+      this.#expireFrom = now + graceMs;
+    }
+    if (now < this.#expireFrom) return;
+    try {
       await this.#call(() => this.#state.expire(now, graceMs));
     } catch (error) {
-      // Failures are counted and logged by #call; the next sweep tries again.
       if (!(error instanceof HttpError)) throw error;
+      this.#storeOut = true;
     }
   }
 

@@ -588,6 +588,57 @@ Deno.test("sweep expires sessions absent for the grace, not those with an open p
   await waiting;
 });
 
+Deno.test("sweep ends nobody for absence until a grace after the store came back: other instances could not mark theirs", async () => {
+  const clock = new FakeClock();
+  const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
+    history: 100,
+    now: clock.now,
+  });
+  let down = false;
+  const fail = () => {
+    throw new StorageError("the store is out");
+  };
+  const touch = state.touch.bind(state);
+  const expire = state.expire.bind(state);
+  state.touch = (seen) => down ? fail() : touch(seen);
+  state.expire = (now, grace) => down ? fail() : expire(now, grace);
+  const lastId = state.lastId.bind(state);
+  state.lastId = () => down ? fail() : lastId();
+  const store = new ChatStore(state, options({ now: clock.now, presenceGrace: 10 }));
+  // Bob polls on another instance, which marks him present through the shared store.
+  const bob = await session(store, "bob");
+  const carol = await session(store, "carol");
+  await store.join(bob, "lobby");
+  await store.join(carol, "lobby");
+  const elsewhere = () => state.touch(new Map([[bob.id, clock.now()]]));
+  // Read without marking present, as authenticating would.
+  const live = (s: SessionInfo) => state.refresh(s) !== null;
+  await elsewhere();
+  down = true;
+  for (let s = 0; s < 15; s++) {
+    clock.advance(1000);
+    await store.sweep();
+  }
+  down = false;
+  // This instance sweeps first after the outage; the other marks bob a second later.
+  clock.advance(1000);
+  await store.sweep();
+  assert.ok(live(bob), "bob was ended while his instance could not say he polls");
+  clock.advance(1000);
+  await elsewhere();
+  // Back at 16 s: nobody is ended for absence before 26 s.
+  for (let s = 0; s < 8; s++) {
+    clock.advance(1000);
+    await store.sweep();
+  }
+  assert.ok(live(bob));
+  assert.ok(live(carol), "not before a grace after the store came back");
+  clock.advance(1000);
+  await store.sweep();
+  assert.equal(live(carol), false, "then the absent are ended as ever");
+  assert.ok(live(bob));
+});
+
 Deno.test("sweep marks sessions with a poll open present once per quarter grace (at most every 15 s), not every second", async () => {
   for (const [grace, every] of [[60, 15], [8, 2]] as const) {
     const clock = new FakeClock();
