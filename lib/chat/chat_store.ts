@@ -160,6 +160,8 @@ export class ChatStore {
   #seen = new Map<string, number>();
   /** When the sweep last marked every session with a poll open here present. */
   #touchedOpen = -Infinity;
+  /** A sweep's store calls are on their way. */
+  #sweeping = false;
   /** The last sweep found the store out. */
   #storeOut = false;
   /** No session is ended for absence before this time (a grace after the store came back). */
@@ -529,6 +531,18 @@ export class ChatStore {
    */
   async sweep(): Promise<void> {
     this.expireCalls();
+    // One sweep at a time: calls queued behind a stalled one would reach the store when it comes
+    // back, with the times of before (an expiry then ends sessions nobody could mark meanwhile).
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      await this.#sweepStore();
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  async #sweepStore(): Promise<void> {
     const now = this.#now();
     const present = this.#seen;
     this.#seen = new Map();

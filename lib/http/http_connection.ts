@@ -367,7 +367,6 @@ export class HttpConnection implements ConnectionHandler {
             break;
           }
           this.#begun = true;
-          const skipped = this.#skipping;
           this.#skipping = false;
           if (step.kind === "head") {
             this.#bodyStart = ctx.now();
@@ -393,7 +392,7 @@ export class HttpConnection implements ConnectionHandler {
             continue;
           }
           if (step.kind === "error") {
-            if (skipped) {
+            if (step.answered) {
               // Bad framing in a refused request's body: it was answered; close after the answers
               // before it instead of a second one.
               this.#closing = true;

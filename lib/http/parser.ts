@@ -73,7 +73,11 @@ export type ParseStep =
     method: string;
     version: RequestHead["version"];
   }
-  | { kind: "error"; error: HttpError };
+  /**
+   * Bad framing: answered with `error`, then the connection closes; `answered` when it is in the
+   * body of a request already refused (that answer went out: none more).
+   */
+  | { kind: "error"; error: HttpError; answered?: true };
 
 /** The closed set of error codes the parser answers with. */
 export const PARSE_ERROR = {
@@ -1042,8 +1046,10 @@ export class RequestParser {
   }
 
   #failWith(error: HttpError): number {
+    this.#error = this.#skipping
+      ? { kind: "error", error, answered: true }
+      : { kind: "error", error };
     this.#state = ST_ERROR;
-    this.#error = { kind: "error", error };
     this.#held = false;
     this.#own = EMPTY;
     this.#ownStart = this.#ownEnd = 0;

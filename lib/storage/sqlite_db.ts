@@ -181,6 +181,7 @@ interface Statements {
   eraseSend: StatementSync;
   deleteRoomEvents: StatementSync;
   forgetRoom: StatementSync;
+  keepLastId: StatementSync;
   deleteRoomMemberships: StatementSync;
   deleteRoomSends: StatementSync;
   deleteRoom: StatementSync;
@@ -395,6 +396,8 @@ export class SqliteDb {
           erased = true;
           const room = data[i++] as string;
           s.forgetRoom.run(room);
+          // Its ids must never be given again: readLastId no longer sees them once deleted.
+          s.keepLastId.run(room);
           s.deleteRoomEvents.run(room);
           s.deleteRoomMemberships.run(room);
           s.deleteRoomSends.run(room);
@@ -758,6 +761,10 @@ function prepare(db: DatabaseSync): Statements {
          '$.deleted', json('true')) WHERE event_id = ?`,
     ),
     deleteRoomEvents: db.prepare("DELETE FROM events WHERE room = ?"),
+    keepLastId: db.prepare(
+      `UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM events WHERE room = ?), 0))
+       WHERE key = 'last_id'`,
+    ),
     forgetRoom: db.prepare(
       `UPDATE sessions SET forgot = max(forgot, coalesce((SELECT max(id) FROM events WHERE room = ?1), 0))
        WHERE id IN (SELECT session FROM memberships WHERE room = ?1)`,

@@ -639,6 +639,39 @@ Deno.test("sweep ends nobody for absence until a grace after the store came back
   assert.ok(live(bob));
 });
 
+Deno.test("sweep makes no store call while the last sweep's are on their way", async () => {
+  const clock = new FakeClock();
+  const state = await LocalState.open(new MemoryEventLog({ history: 100 }), {
+    history: 100,
+    now: clock.now,
+  });
+  let release = () => {};
+  const held = new Promise<void>((resolve) => release = resolve);
+  const expiredAt: number[] = [];
+  const expire = state.expire.bind(state);
+  state.expire = async (now, grace) => {
+    expiredAt.push(now);
+    await held;
+    return expire(now, grace);
+  };
+  const store = new ChatStore(state, options({ now: clock.now, presenceGrace: 10 }));
+  const first = store.sweep();
+  for (let s = 0; s < 5; s++) {
+    clock.advance(1000);
+    await store.sweep();
+  }
+  assert.equal(expiredAt.length, 1, "expiries queued behind a stalled one");
+  release();
+  await first;
+  // That one outlived --store-timeout, so the store counts as out until then: expiries go on a
+  // grace after it came back.
+  for (let s = 0; s < 11; s++) {
+    clock.advance(1000);
+    await store.sweep();
+  }
+  assert.equal(expiredAt.length, 2);
+});
+
 Deno.test("sweep marks sessions with a poll open present once per quarter grace (at most every 15 s), not every second", async () => {
   for (const [grace, every] of [[60, 15], [8, 2]] as const) {
     const clock = new FakeClock();

@@ -552,6 +552,14 @@ Deno.test("server closes without a second answer on bad framing in a refused bod
         assert.equal(await client.waitEof(), true);
         assert.equal(client.buffered, "", "one answer for one request");
       });
+      // The same in one write: the parser meets the bad framing in the read that refused it.
+      await withClient(port, async (client) => {
+        await client.send(head! + rest!);
+        const refused = await client.readResponse();
+        assert.ok(refused.status === 413 || refused.status === 414, String(refused.status));
+        assert.equal(await client.waitEof(), true);
+        assert.equal(client.buffered, "", "one answer for one request, in one read");
+      });
     }
   });
 });

@@ -212,6 +212,38 @@ Deno.test("after a restart, a poll from before what it can no longer read answer
   });
 });
 
+Deno.test("after a restart, the ids of a private room deleted with its history are never given again", async () => {
+  await withTempDir(async (dir) => {
+    const store = `sqlite:${dir}/parley.db`;
+    let carol = { token: "", cursor: "" };
+    let latest = "";
+    await run(store, [], async (client) => {
+      carol = await client.session("carol");
+      const dave = await client.session("dave");
+      const dm = await client.call("POST", "/api/dm", {
+        token: carol.token,
+        body: { nick: "dave" },
+      });
+      assert.equal((await client.send(dave.token, dm.body.room, "one")).status, 201);
+      assert.equal((await client.send(dave.token, dm.body.room, "two")).status, 201);
+      assert.equal(
+        (await client.call("DELETE", "/api/session", { token: dave.token })).status,
+        204,
+      );
+      // The room's events were the newest: no other room holds an id as high.
+      latest = (await client.poll(carol.token, carol.cursor, 0)).body.cursor;
+    });
+    await run(store, [], async (client) => {
+      const before = await client.poll(carol.token, latest, 0);
+      assert.equal(before.status, 200, JSON.stringify(before.body));
+      assert.equal((await client.join(carol.token, "after")).status, 200);
+      const next = await client.poll(carol.token, latest, 0);
+      assert.deepEqual(next.body.events.map((e: WireEvent) => e.type), ["join"]);
+      assert.ok(Number(next.body.events[0].id) > Number(latest), "an id given again");
+    });
+  });
+});
+
 Deno.test("--history 5 is kept in the database; an old cursor reports a gap after restart", async () => {
   await withTempDir(async (dir) => {
     const path = `${dir}/parley.db`;
