@@ -481,7 +481,8 @@ export class ChatStore {
       const cursor = cursorText === null ? lastId : cursorAtMost(asked, lastId);
       const ranges = rangesOf(session, cursor);
       const forgot = forgotAfter(session, cursor);
-      const key = forgot > 0 ? `${groupKey(cursor, ranges)}|!${forgot}` : groupKey(cursor, ranges);
+      let key = groupKey(cursor, ranges);
+      if (forgot > 0) key += `|!${forgot}`;
       // Polls from the same cursor over the same rooms, since the last event: the same answer.
       const recent = this.#recent.get(key);
       if (recent !== undefined && !this.#movedSince(session.id, heard)) {

@@ -1,7 +1,8 @@
 /**
  * What clients may send as names and text. Names are Unicode as people type them: normalised to
  * NFC, letters may carry combining marks, and two spellings are one nick when their full case
- * foldings match (`nameKey`; room names are compared as written). Invisible characters never make up a name or a whole message.
+ * foldings match (`nameKey`; room names are compared as written). Invisible characters never make
+ * up a name or a whole message.
  */
 
 /** A name: a letter or digit (with its marks), then letters, marks, digits, `_`, `.` or `-`. */

@@ -98,6 +98,8 @@ export const PARSE_ERROR = {
 
 /** One of the parser's error codes. */
 export type ParseErrorCode = (typeof PARSE_ERROR)[keyof typeof PARSE_ERROR];
+/** The limits a request may be refused for while its connection goes on. */
+type OverLimitCode = typeof PARSE_ERROR.TargetTooLong | typeof PARSE_ERROR.BodyTooLarge;
 
 /**
  * Parses a `Content-Length` field value: 1*DIGIT, or a comma list of identical such values
@@ -790,10 +792,10 @@ export class RequestParser {
       body: EMPTY,
     };
     if (this.#targetTooLong) {
-      return this.#refuse(request, STATUS.UriTooLong, PARSE_ERROR.TargetTooLong, pos);
+      return this.#refuse(request, PARSE_ERROR.TargetTooLong, pos);
     }
     if (contentLength > this.#maxBody) {
-      return this.#refuse(request, STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, pos);
+      return this.#refuse(request, PARSE_ERROR.BodyTooLarge, pos);
     }
     if (bodyKind === "chunked") {
       this.#request = request;
@@ -867,8 +869,10 @@ export class RequestParser {
     if (!this.#skipping && this.#bodyFilled + size > this.#maxBody) {
       const request = this.#request!;
       // Its 100 Continue went out (or none was asked): the client sends the rest, to be skipped.
-      if (!request.keepAlive) return this.#bodyTooLarge();
-      this.#refused(STATUS.ContentTooLarge, PARSE_ERROR.BodyTooLarge, request);
+      if (!request.keepAlive) {
+        return this.#failWith(this.#overLimit(PARSE_ERROR.BodyTooLarge, true));
+      }
+      this.#queueRefusal(request, PARSE_ERROR.BodyTooLarge);
       this.#skipping = true;
       this.#body = EMPTY;
       // Head and chunk in one push: the refusal stands for the head too (no 100, no body timer).
@@ -943,14 +947,11 @@ export class RequestParser {
    * client expecting 100 Continue may never send the body it declared; one that asked to close
    * gets nothing more read).
    */
-  #refuse(request: ParsedRequest, status: number, code: ParseErrorCode, pos: number): number {
-    const message = code === PARSE_ERROR.TargetTooLong
-      ? `Request-target is longer than ${this.#maxTarget} bytes`
-      : `Request body is larger than ${this.#maxBody} bytes`;
+  #refuse(request: ParsedRequest, code: OverLimitCode, pos: number): number {
     if (!request.keepAlive || (request.expectContinue && request.bodyKind !== "none")) {
-      return this.#fail(status, code, message);
+      return this.#failWith(this.#overLimit(code, true));
     }
-    this.#refused(status, code, request, message);
+    this.#queueRefusal(request, code);
     if (request.bodyKind === "chunked") {
       this.#request = request;
       this.#skipping = true;
@@ -967,15 +968,10 @@ export class RequestParser {
     return pos;
   }
 
-  #refused(
-    status: number,
-    code: ParseErrorCode,
-    request: RequestHead,
-    message = `Request body is larger than ${this.#maxBody} bytes`,
-  ): void {
+  #queueRefusal(request: RequestHead, code: OverLimitCode): void {
     this.#steps[this.#stepCount++] = {
       kind: "refused",
-      error: new HttpError(status, code, message),
+      error: this.#overLimit(code, false),
       // A HEAD's refusal has no body either: the client would read it as the next answer.
       method: request.method,
       version: request.version,
@@ -1092,12 +1088,21 @@ export class RequestParser {
     );
   }
 
-  #bodyTooLarge(): number {
-    return this.#fail(
-      STATUS.ContentTooLarge,
-      PARSE_ERROR.BodyTooLarge,
-      `Request body is larger than ${this.#maxBody} bytes`,
-    );
+  /** The 414 or 413 of a request over a limit; `close` when the connection cannot go on. */
+  #overLimit(code: OverLimitCode, close: boolean): HttpError {
+    return code === PARSE_ERROR.TargetTooLong
+      ? new HttpError(
+        STATUS.UriTooLong,
+        code,
+        `Request-target is longer than ${this.#maxTarget} bytes`,
+        { close },
+      )
+      : new HttpError(
+        STATUS.ContentTooLarge,
+        code,
+        `Request body is larger than ${this.#maxBody} bytes`,
+        { close },
+      );
   }
 }
 

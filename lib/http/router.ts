@@ -140,9 +140,9 @@ function decodedOrNull(part: string): string | null {
 function decodeSegment(part: string): string {
   // Most segments have no escapes, and decodeURIComponent costs a call into the engine.
   if (!part.includes("%")) return part;
-  try {
-    return decodeURIComponent(part);
-  } catch {
+  const decoded = decodedOrNull(part);
+  if (decoded === null) {
     throw new HttpError(STATUS.BadRequest, "bad_request", "The path has invalid percent-encoding");
   }
+  return decoded;
 }

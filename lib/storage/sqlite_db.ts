@@ -180,6 +180,7 @@ interface Statements {
   eraseEdits: StatementSync;
   eraseSend: StatementSync;
   deleteRoomEvents: StatementSync;
+  roomLastId: StatementSync;
   forgetRoom: StatementSync;
   keepLastId: StatementSync;
   deleteRoomMemberships: StatementSync;
@@ -395,9 +396,10 @@ export class SqliteDb {
           flushRows();
           erased = true;
           const room = data[i++] as string;
-          s.forgetRoom.run(room);
+          const last = int(s.roomLastId.get(room)?.id);
+          s.forgetRoom.run(last, room);
           // Its ids must never be given again: readLastId no longer sees them once deleted.
-          s.keepLastId.run(room);
+          s.keepLastId.run(last);
           s.deleteRoomEvents.run(room);
           s.deleteRoomMemberships.run(room);
           s.deleteRoomSends.run(room);
@@ -761,13 +763,11 @@ function prepare(db: DatabaseSync): Statements {
          '$.deleted', json('true')) WHERE event_id = ?`,
     ),
     deleteRoomEvents: db.prepare("DELETE FROM events WHERE room = ?"),
-    keepLastId: db.prepare(
-      `UPDATE meta SET value = max(value, coalesce((SELECT max(id) FROM events WHERE room = ?), 0))
-       WHERE key = 'last_id'`,
-    ),
+    roomLastId: db.prepare("SELECT coalesce(max(id), 0) AS id FROM events WHERE room = ?"),
+    keepLastId: db.prepare("UPDATE meta SET value = max(value, ?) WHERE key = 'last_id'"),
     forgetRoom: db.prepare(
-      `UPDATE sessions SET forgot = max(forgot, coalesce((SELECT max(id) FROM events WHERE room = ?1), 0))
-       WHERE id IN (SELECT session FROM memberships WHERE room = ?1)`,
+      `UPDATE sessions SET forgot = max(forgot, ?)
+       WHERE id IN (SELECT session FROM memberships WHERE room = ?)`,
     ),
     deleteRoomMemberships: db.prepare("DELETE FROM memberships WHERE room = ?"),
     deleteRoomSends: db.prepare("DELETE FROM sends WHERE room = ?"),
